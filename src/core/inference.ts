@@ -1,0 +1,61 @@
+import type { SerializedError } from "./errors.js";
+import type { Parameters, Tensor } from "./tensor.js";
+
+/** An output the client asked for, with its per-output parameters. */
+export interface RequestedOutput {
+  name: string;
+  /** Classification extension: return the top-K classes instead of the tensor. */
+  classification?: number;
+  parameters?: Parameters;
+}
+
+/**
+ * An inference request as core sees it, whichever door it came through
+ * (HTTP, gRPC or the in-process API). Field names follow the wire protocol.
+ */
+export interface InferenceRequest {
+  model_name: string;
+  /** Empty or absent: the latest READY version. */
+  model_version?: string;
+  id?: string;
+  parameters?: Parameters;
+  inputs: Tensor[];
+  /** Absent: every output of the model. */
+  outputs?: RequestedOutput[];
+  /** Aborted when the client goes away; a queued request is then dropped. */
+  signal?: AbortSignal;
+}
+
+/** The answer to one {@link InferenceRequest}. */
+export interface InferenceResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  parameters?: Parameters;
+  outputs: Tensor[];
+}
+
+/**
+ * What a backend instance receives for one request of a batch: the inputs
+ * (reshaped as the config says) and the names of the outputs to produce.
+ */
+export interface BatchRequest {
+  inputs: Tensor[];
+  outputNames: string[];
+}
+
+/** What a backend instance returns for one request of a batch. */
+export type ExecutionResult = { outputs: Tensor[]; error?: undefined } | { error: SerializedError; outputs?: undefined };
+
+/** Timestamps (ns, monotonic) a backend reports for one execution. */
+export interface ExecutionTimings {
+  computeInputNs: number;
+  computeInferNs: number;
+  computeOutputNs: number;
+}
+
+/** The reply of an instance to one batch. */
+export interface BatchResult {
+  results: ExecutionResult[];
+  timings?: ExecutionTimings;
+}

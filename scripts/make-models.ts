@@ -1,0 +1,479 @@
+/**
+ * Generates the ONNX models (and their Triton `config.pbtxt` files) used by
+ * the example model repository and by the test fixtures.
+ *
+ * Usage (after `npm run build`):
+ *
+ * ```sh
+ * node dist/scripts/make-models.js [outRoot]
+ * ```
+ *
+ * `outRoot` defaults to the repository root. Files are written to
+ * `<outRoot>/examples/model_repository/` and
+ * `<outRoot>/test/fixtures/model_repository/`.
+ *
+ * Output is deterministic: random weights come from a fixed-seed PRNG
+ * (mulberry32, seed {@link SEED}), so running the generator twice produces
+ * byte-identical files.
+ *
+ * @module
+ */
+
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+import {
+  DataType,
+  addConstantModel,
+  addSubModel,
+  attrInt,
+  attrInts,
+  graph,
+  identityModel,
+  model,
+  node,
+  tensor,
+  valueInfo,
+  writeModel,
+} from "./onnx-builder.js";
+import type { ModelProto } from "../src/gen/onnx/onnx_pb.js";
+
+/** Seed of the PRNG that produces the image classifier's weights. */
+export const SEED = 20261125;
+
+/** Platform string Triton uses for ONNX Runtime models. */
+const ONNX_PLATFORM = "onnxruntime_onnx";
+
+// ---------------------------------------------------------------------------
+// Deterministic PRNG
+// ---------------------------------------------------------------------------
+
+/** mulberry32: a tiny, fast 32-bit PRNG. Returns floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` float32 values drawn uniformly from [-scale, scale). */
+function uniform(rand: () => number, count: number, scale: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = (rand() * 2 - 1) * scale;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// config.pbtxt rendering
+// ---------------------------------------------------------------------------
+
+/** A tensor entry in a Triton model configuration. */
+interface ConfigTensor {
+  name: string;
+  /** Triton config type name without the prefix, e.g. `"INT32"` for `TYPE_INT32`. */
+  type: string;
+  dims: readonly number[];
+  /** Only for outputs: `label_filename`. */
+  labelFilename?: string;
+}
+
+/** The subset of a Triton model configuration the generator writes. */
+interface ConfigSpec {
+  name: string;
+  maxBatchSize: number;
+  inputs: readonly ConfigTensor[];
+  outputs: readonly ConfigTensor[];
+  /** Comment lines placed at the top of the file (without `#`). */
+  header?: readonly string[];
+  /** Write `instance_group [ { count: 1 kind: KIND_CPU } ]`. */
+  cpuInstanceGroup?: boolean;
+  /** Extra text appended verbatim (e.g. a version_policy), comments allowed. */
+  extra?: string;
+}
+
+function renderTensors(key: "input" | "output", tensors: readonly ConfigTensor[]): string {
+  const entries = tensors.map((t) => {
+    const lines = [
+      `    name: "${t.name}"`,
+      `    data_type: TYPE_${t.type}`,
+      `    dims: [ ${t.dims.join(", ")} ]`,
+    ];
+    if (t.labelFilename !== undefined) lines.push(`    label_filename: "${t.labelFilename}"`);
+    return `  {\n${lines.join("\n")}\n  }`;
+  });
+  return `${key} [\n${entries.join(",\n")}\n]\n`;
+}
+
+/** Renders a Triton `config.pbtxt` in protobuf text format. */
+function renderConfig(spec: ConfigSpec): string {
+  let out = "";
+  for (const line of spec.header ?? []) out += line === "" ? "#\n" : `# ${line}\n`;
+  if (spec.header?.length) out += "\n";
+  out += `name: "${spec.name}"\n`;
+  out += `platform: "${ONNX_PLATFORM}"\n`;
+  out += `max_batch_size: ${spec.maxBatchSize}\n`;
+  out += renderTensors("input", spec.inputs);
+  out += renderTensors("output", spec.outputs);
+  if (spec.cpuInstanceGroup) out += "instance_group [ { count: 1 kind: KIND_CPU } ]\n";
+  if (spec.extra !== undefined) out += spec.extra;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Model definitions
+// ---------------------------------------------------------------------------
+
+/** What to write for one model of a repository. */
+interface ModelFiles {
+  /** Model directory name (= model name). */
+  name: string;
+  /** Version directory name → ONNX model. */
+  versions: ReadonlyMap<string, ModelProto>;
+  /** `config.pbtxt` contents; `undefined` writes no config (and removes a stale one). */
+  config?: string;
+  /** Other files relative to the model directory → contents. */
+  extraFiles?: ReadonlyMap<string, string>;
+}
+
+/** Triton datatypes whose identity fixtures are generated, with their ONNX and config types. */
+export const IDENTITY_TYPES: readonly { triton: string; config: string; onnx: DataType }[] = [
+  { triton: "BOOL", config: "BOOL", onnx: DataType.BOOL },
+  { triton: "UINT8", config: "UINT8", onnx: DataType.UINT8 },
+  { triton: "UINT16", config: "UINT16", onnx: DataType.UINT16 },
+  { triton: "UINT32", config: "UINT32", onnx: DataType.UINT32 },
+  { triton: "UINT64", config: "UINT64", onnx: DataType.UINT64 },
+  { triton: "INT8", config: "INT8", onnx: DataType.INT8 },
+  { triton: "INT16", config: "INT16", onnx: DataType.INT16 },
+  { triton: "INT32", config: "INT32", onnx: DataType.INT32 },
+  { triton: "INT64", config: "INT64", onnx: DataType.INT64 },
+  { triton: "FP16", config: "FP16", onnx: DataType.FLOAT16 },
+  { triton: "FP32", config: "FP32", onnx: DataType.FLOAT },
+  { triton: "FP64", config: "FP64", onnx: DataType.DOUBLE },
+  { triton: "BYTES", config: "STRING", onnx: DataType.STRING },
+  // BF16 is deliberately absent: see the note in identityFixtures().
+];
+
+/** Triton's classic "simple" model: INT32 [16] add/sub with a batch dimension. */
+function simpleModel(): ModelProto {
+  return addSubModel(DataType.INT32, ["batch", 16], { graphName: "simple" });
+}
+
+/** The CIFAR-10 class names, written to the classifier's labels.txt. */
+const CIFAR10_LABELS = [
+  "airplane", "automobile", "bird", "cat", "deer",
+  "dog", "frog", "horse", "ship", "truck",
+];
+
+/**
+ * A small CNN with random (fixed-seed) weights:
+ * Conv(3→8, 3x3, pad 1) → Relu → MaxPool 2x2 → Conv(8→16, 3x3, pad 1) → Relu
+ * → GlobalAveragePool → Flatten → Gemm(16→10) → Softmax.
+ *
+ * Weights use a He-style uniform init (scaled by fan-in) so that the logits
+ * vary noticeably between inputs and the softmax is not flat.
+ */
+function imageClassifierModel(): ModelProto {
+  const rand = mulberry32(SEED);
+  const he = (fanIn: number): number => Math.sqrt(6 / fanIn);
+  const w1 = uniform(rand, 8 * 3 * 3 * 3, he(3 * 3 * 3));
+  const b1 = uniform(rand, 8, 0.1);
+  const w2 = uniform(rand, 16 * 8 * 3 * 3, he(8 * 3 * 3));
+  const b2 = uniform(rand, 16, 0.1);
+  const w3 = uniform(rand, 10 * 16, he(16) * 2);
+  // The pooled ReLU features are all non-negative and share a common level, so
+  // centre each class's weight row (sum 0): the logits then depend on how the
+  // features differ from each other, and different images win different classes.
+  for (let row = 0; row < 10; row++) {
+    const r = w3.subarray(row * 16, row * 16 + 16);
+    const mean = r.reduce((a, v) => a + v, 0) / 16;
+    for (let i = 0; i < 16; i++) r[i] = r[i]! - mean;
+  }
+  const b3 = uniform(rand, 10, 0.1);
+  const F = DataType.FLOAT;
+  const conv = [attrInts("kernel_shape", [3, 3]), attrInts("pads", [1, 1, 1, 1]), attrInts("strides", [1, 1])];
+  return model(
+    graph({
+      name: "image_classifier",
+      docString: `Tiny random-weight CNN for 32x32 RGB images (mulberry32 seed ${SEED}); not trained.`,
+      inputs: [valueInfo("INPUT", F, ["batch", 3, 32, 32])],
+      outputs: [valueInfo("OUTPUT", F, ["batch", 10])],
+      nodes: [
+        node("Conv", ["INPUT", "conv1.weight", "conv1.bias"], ["conv1"], { name: "conv1", attributes: conv }),
+        node("Relu", ["conv1"], ["relu1"], { name: "relu1" }),
+        node("MaxPool", ["relu1"], ["pool1"], {
+          name: "pool1",
+          attributes: [attrInts("kernel_shape", [2, 2]), attrInts("strides", [2, 2])],
+        }),
+        node("Conv", ["pool1", "conv2.weight", "conv2.bias"], ["conv2"], { name: "conv2", attributes: conv }),
+        node("Relu", ["conv2"], ["relu2"], { name: "relu2" }),
+        node("GlobalAveragePool", ["relu2"], ["gap"], { name: "gap" }),
+        node("Flatten", ["gap"], ["flat"], { name: "flatten", attributes: [attrInt("axis", 1)] }),
+        node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], {
+          name: "fc",
+          attributes: [attrInt("transB", 1)],
+        }),
+        node("Softmax", ["logits"], ["OUTPUT"], { name: "softmax", attributes: [attrInt("axis", 1)] }),
+      ],
+      initializers: [
+        tensor("conv1.weight", F, [8, 3, 3, 3], w1),
+        tensor("conv1.bias", F, [8], b1),
+        tensor("conv2.weight", F, [16, 8, 3, 3], w2),
+        tensor("conv2.bias", F, [16], b2),
+        tensor("fc.weight", F, [10, 16], w3),
+        tensor("fc.bias", F, [10], b3),
+      ],
+    }),
+  );
+}
+
+function one(m: ModelProto): ReadonlyMap<string, ModelProto> {
+  return new Map([["1", m]]);
+}
+
+/** The models of `examples/model_repository/`. */
+function exampleModels(): ModelFiles[] {
+  return [
+    {
+      name: "simple",
+      versions: one(simpleModel()),
+      config: renderConfig({
+        name: "simple",
+        header: [
+          "Triton's classic \"simple\" example, as an ONNX model.",
+          "OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 (element-wise).",
+          "max_batch_size > 0: clients send shape [ batch, 16 ] with batch <= 8.",
+        ],
+        maxBatchSize: 8,
+        inputs: [
+          { name: "INPUT0", type: "INT32", dims: [16] },
+          { name: "INPUT1", type: "INT32", dims: [16] },
+        ],
+        outputs: [
+          { name: "OUTPUT0", type: "INT32", dims: [16] },
+          { name: "OUTPUT1", type: "INT32", dims: [16] },
+        ],
+        cpuInstanceGroup: true,
+      }),
+    },
+    {
+      name: "identity_fp32",
+      versions: one(identityModel(DataType.FLOAT, ["batch", "n"], { graphName: "identity_fp32" })),
+      config: renderConfig({
+        name: "identity_fp32",
+        header: ["Returns its input unchanged. dims [ -1 ]: any length per batch item."],
+        maxBatchSize: 8,
+        inputs: [{ name: "INPUT0", type: "FP32", dims: [-1] }],
+        outputs: [{ name: "OUTPUT0", type: "FP32", dims: [-1] }],
+        cpuInstanceGroup: true,
+      }),
+    },
+    {
+      name: "simple_string",
+      versions: one(identityModel(DataType.STRING, ["batch", "n"], { graphName: "simple_string" })),
+      config: renderConfig({
+        name: "simple_string",
+        header: [
+          "Identity over strings: BYTES in, the same BYTES out.",
+          "Triton's BYTES datatype is TYPE_STRING in model configurations.",
+        ],
+        maxBatchSize: 8,
+        inputs: [{ name: "INPUT0", type: "STRING", dims: [-1] }],
+        outputs: [{ name: "OUTPUT0", type: "STRING", dims: [-1] }],
+        cpuInstanceGroup: true,
+      }),
+    },
+    {
+      name: "image_classifier",
+      versions: one(imageClassifierModel()),
+      config: renderConfig({
+        name: "image_classifier",
+        header: [
+          "A tiny CNN with random (untrained, fixed-seed) weights for 32x32 RGB images,",
+          "laid out as CHW floats. OUTPUT holds softmax probabilities over the",
+          "10 CIFAR-10 classes named in labels.txt, so the classification extension",
+          "(parameters { classification: k }) returns \"score:index:label\" strings.",
+        ],
+        maxBatchSize: 16,
+        inputs: [{ name: "INPUT", type: "FP32", dims: [3, 32, 32] }],
+        outputs: [{ name: "OUTPUT", type: "FP32", dims: [10], labelFilename: "labels.txt" }],
+        cpuInstanceGroup: true,
+      }),
+      extraFiles: new Map([["labels.txt", CIFAR10_LABELS.join("\n") + "\n"]]),
+    },
+  ];
+}
+
+/**
+ * One `identity_<type>` fixture per Triton datatype that ONNX Runtime's CPU
+ * `Identity` kernel accepts.
+ *
+ * BF16 is not generated: the native ONNX Runtime loads a bfloat16 Identity
+ * model, but onnxruntime-node 1.30's JS wrapper then throws in
+ * `InferenceSession.create` while converting the I/O metadata
+ * ("Unsupported data type: 16"), and its JS `Tensor` has no bfloat16 type
+ * either, so BF16 cannot be served through the ONNX Runtime backend from Node.js.
+ */
+function identityFixtures(): ModelFiles[] {
+  return IDENTITY_TYPES.map(({ triton, config, onnx }) => {
+    const name = `identity_${triton.toLowerCase()}`;
+    return {
+      name,
+      versions: one(identityModel(onnx, ["batch", "n"], { graphName: name })),
+      config: renderConfig({
+        name,
+        header: [`Identity for Triton datatype ${triton}: OUTPUT0 = INPUT0.`],
+        maxBatchSize: 8,
+        inputs: [{ name: "INPUT0", type: config, dims: [-1] }],
+        outputs: [{ name: "OUTPUT0", type: config, dims: [-1] }],
+      }),
+    };
+  });
+}
+
+/** The models of `test/fixtures/model_repository/`. */
+function fixtureModels(): ModelFiles[] {
+  const versioned = new Map<string, ModelProto>();
+  for (const v of [1, 2, 3]) {
+    versioned.set(String(v), addConstantModel(DataType.INT32, ["batch", 16], v, { graphName: `versioned_v${v}` }));
+  }
+  return [
+    ...identityFixtures(),
+    {
+      name: "add_sub_fp32",
+      versions: one(addSubModel(DataType.FLOAT, [4], { graphName: "add_sub_fp32" })),
+      config: renderConfig({
+        name: "add_sub_fp32",
+        header: [
+          "A non-batching model: max_batch_size 0 means the dims below are the",
+          "full tensor shape, so clients send exactly [ 4 ] (no batch dimension).",
+          "OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1.",
+        ],
+        maxBatchSize: 0,
+        inputs: [
+          { name: "INPUT0", type: "FP32", dims: [4] },
+          { name: "INPUT1", type: "FP32", dims: [4] },
+        ],
+        outputs: [
+          { name: "OUTPUT0", type: "FP32", dims: [4] },
+          { name: "OUTPUT1", type: "FP32", dims: [4] },
+        ],
+      }),
+    },
+    {
+      // No config.pbtxt on purpose: the server must auto-complete it from the model.
+      name: "autocomplete_simple",
+      versions: one(simpleModel()),
+    },
+    {
+      name: "versioned",
+      versions: versioned,
+      config: renderConfig({
+        name: "versioned",
+        header: [
+          "Three versions; version N computes OUTPUT0 = INPUT0 + N.",
+          "No version_policy is given, so Triton's default applies:",
+          "version_policy: { latest: { num_versions: 1 } } (only version 3 is served).",
+          "The not_a_version/ folder is ignored because its name is not a number.",
+        ],
+        maxBatchSize: 8,
+        inputs: [{ name: "INPUT0", type: "INT32", dims: [16] }],
+        outputs: [{ name: "OUTPUT0", type: "INT32", dims: [16] }],
+      }),
+      extraFiles: new Map([
+        [
+          "not_a_version/README.txt",
+          "This folder's name is not a positive integer, so it is not a model version\n" +
+            "and the server must ignore it (as Triton does).\n",
+        ],
+      ]),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------
+
+async function writeText(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+}
+
+/** Writes one repository's models; returns the written paths. */
+async function writeRepository(repoDir: string, models: readonly ModelFiles[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const m of models) {
+    const dir = join(repoDir, m.name);
+    for (const [version, proto] of m.versions) {
+      const path = join(dir, version, "model.onnx");
+      await writeModel(path, proto);
+      written.push(path);
+    }
+    const configPath = join(dir, "config.pbtxt");
+    if (m.config !== undefined) {
+      await writeText(configPath, m.config);
+      written.push(configPath);
+    } else {
+      await rm(configPath, { force: true });
+    }
+    for (const [rel, text] of m.extraFiles ?? []) {
+      const path = join(dir, rel);
+      await writeText(path, text);
+      written.push(path);
+    }
+  }
+  return written;
+}
+
+/**
+ * Generates all example and fixture models under `outRoot`.
+ *
+ * @param outRoot - Directory that receives `examples/model_repository/` and
+ *   `test/fixtures/model_repository/`.
+ * @returns The absolute paths of all files written.
+ */
+export async function generateModels(outRoot: string): Promise<string[]> {
+  const root = resolve(outRoot);
+  return [
+    ...(await writeRepository(join(root, "examples", "model_repository"), exampleModels())),
+    ...(await writeRepository(join(root, "test", "fixtures", "model_repository"), fixtureModels())),
+  ];
+}
+
+/** Finds the repository root: the nearest ancestor of this file with Tritium's package.json. */
+export function findRepoRoot(start = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = start;
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: unknown }).name === "tritium") return dir;
+      } catch {
+        // not ours; keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("make-models: could not find the repository root (package.json)");
+    dir = parent;
+  }
+}
+
+async function main(): Promise<void> {
+  const outRoot = resolve(process.argv[2] ?? findRepoRoot());
+  const written = await generateModels(outRoot);
+  for (const path of written) console.log(relative(outRoot, path));
+  console.log(`wrote ${written.length} files under ${outRoot}`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

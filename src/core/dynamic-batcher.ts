@@ -1,0 +1,82 @@
+import type { BackendInstance } from "./backend.js";
+import { Scheduler, type ExecutionObserver, type QueuedRequest } from "./scheduler.js";
+
+export interface DynamicBatcherOptions {
+  maxBatchSize: number;
+  preferredBatchSizes: number[];
+  maxQueueDelayUs: number;
+}
+
+/**
+ * Triton's dynamic batcher: combines queued requests of a model into one
+ * execution of up to `max_batch_size`. A batch leaves as soon as it is full or
+ * reaches a preferred size; otherwise it waits until its oldest request has
+ * waited `max_queue_delay_microseconds` (0: take whatever is queued now).
+ * Requests whose non-batch shapes differ cannot share a batch; the first one
+ * that does not fit starts the next batch.
+ */
+export class DynamicBatcher extends Scheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly preferred: Set<number>;
+
+  constructor(modelName: string, instances: BackendInstance[], onExecution: ExecutionObserver, private readonly options: DynamicBatcherOptions) {
+    super(modelName, instances, onExecution);
+    this.preferred = new Set(options.preferredBatchSizes);
+  }
+
+  protected takeBatch(): QueuedRequest[] | undefined {
+    const head = this.queue[0];
+    if (!head) return undefined;
+    let total = 0;
+    let count = 0;
+    let ready = false;
+    for (const q of this.queue) {
+      if (count > 0 && !sameShapes(head, q)) {
+        ready = true; // the batch cannot grow past an incompatible request
+        break;
+      }
+      if (total + q.prepared.batchSize > this.options.maxBatchSize) {
+        ready = true;
+        break;
+      }
+      total += q.prepared.batchSize;
+      count++;
+      if (total === this.options.maxBatchSize) {
+        ready = true;
+        break;
+      }
+    }
+    if (this.preferred.has(total)) ready = true;
+    const waitedUs = Number(process.hrtime.bigint() - head.enqueuedNs) / 1000;
+    if (!ready && waitedUs < this.options.maxQueueDelayUs) {
+      this.arm(this.options.maxQueueDelayUs - waitedUs);
+      return undefined;
+    }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private arm(us: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.dispatch();
+    }, Math.max(0, us / 1000));
+  }
+}
+
+function sameShapes(a: QueuedRequest, b: QueuedRequest): boolean {
+  const ai = a.prepared.batch.inputs;
+  const bi = b.prepared.batch.inputs;
+  if (ai.length !== bi.length) return false;
+  for (let i = 0; i < ai.length; i++) {
+    const x = ai[i]!;
+    const y = bi.find((t) => t.name === x.name);
+    if (!y || x.shape.length !== y.shape.length) return false;
+    for (let d = 1; d < x.shape.length; d++) if (x.shape[d] !== y.shape[d]) return false;
+  }
+  return true;
+}

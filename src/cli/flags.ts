@@ -1,0 +1,110 @@
+/**
+ * tritonserver's command-line flags, with the same names and meanings.
+ * `--flag=value` and `--flag value` are both accepted; booleans take
+ * true/false/1/0 (a bare `--flag` means true); repeatable flags collect.
+ */
+export interface FlagSpec {
+  name: string;
+  kind: "string" | "int" | "bool" | "list";
+  default?: string | number | boolean | string[];
+  help: string;
+  /** Accepted for compatibility; parsed but has no effect yet. */
+  inert?: boolean;
+}
+
+export const FLAGS: FlagSpec[] = [
+  { name: "model-repository", kind: "list", help: "Path to a model repository; repeat for several. Alias: --model-store." },
+  { name: "model-store", kind: "list", help: "Alias of --model-repository." },
+  { name: "model-control-mode", kind: "string", default: "none", help: "none | explicit (poll is accepted and behaves as none until repository polling lands)." },
+  { name: "load-model", kind: "list", help: "In explicit mode, a model to load at start-up; '*' loads all. Repeatable." },
+  { name: "model-load-thread-count", kind: "int", default: 4, help: "Models loaded in parallel at start-up." },
+  { name: "strict-readiness", kind: "bool", default: true, help: "Ready only when every model that should load is READY." },
+  { name: "strict-model-config", kind: "bool", default: false, help: "Deprecated: true disables auto-complete of model configurations." },
+  { name: "disable-auto-complete-config", kind: "bool", default: false, help: "Do not complete model configurations from the model files." },
+  { name: "exit-timeout-secs", kind: "int", default: 30, help: "On shutdown, seconds to wait for in-flight requests." },
+  { name: "exit-on-error", kind: "bool", default: false, help: "Exit if a model fails to load at start-up (Tritium's default keeps serving the others)." },
+  { name: "id", kind: "string", default: "triton", help: "Server identifier reported as 'name' in server metadata." },
+  { name: "backend-config", kind: "list", help: "<backend>,<key>=<value> backend setting, e.g. onnxruntime,default-max-batch-size=8. Repeatable." },
+  { name: "allow-http", kind: "bool", default: true, help: "Serve HTTP/REST." },
+  { name: "http-address", kind: "string", default: "0.0.0.0", help: "HTTP listen address." },
+  { name: "http-port", kind: "int", default: 8000, help: "HTTP port." },
+  { name: "http-max-input-size", kind: "int", default: 64 * 1024 * 1024, help: "Largest HTTP request body accepted, in bytes, after decompression." },
+  { name: "http-thread-count", kind: "int", default: 8, help: "Accepted for compatibility (Node serves HTTP on its event loop).", inert: true },
+  { name: "allow-grpc", kind: "bool", default: true, help: "Serve gRPC (when the gRPC frontend is present)." },
+  { name: "grpc-address", kind: "string", default: "0.0.0.0", help: "gRPC listen address." },
+  { name: "grpc-port", kind: "int", default: 8001, help: "gRPC port." },
+  { name: "allow-metrics", kind: "bool", default: true, help: "Serve Prometheus metrics (when the metrics frontend is present)." },
+  { name: "metrics-address", kind: "string", default: "0.0.0.0", help: "Metrics listen address." },
+  { name: "metrics-port", kind: "int", default: 8002, help: "Metrics port." },
+  { name: "log-verbose", kind: "int", default: 0, help: "Verbose logging level (0 off)." },
+  { name: "log-info", kind: "bool", default: true, help: "Log info messages." },
+  { name: "log-warning", kind: "bool", default: true, help: "Log warnings." },
+  { name: "log-error", kind: "bool", default: true, help: "Log errors." },
+  { name: "log-format", kind: "string", default: "default", help: "default | ISO8601." },
+  { name: "help", kind: "bool", default: false, help: "Print this list and exit." },
+];
+
+export type FlagValues = Record<string, string | number | boolean | string[]>;
+
+/** Parses argv (without node and script). Throws an Error with a usage message on bad input. */
+export function parseFlags(argv: readonly string[]): FlagValues {
+  const byName = new Map(FLAGS.map((f) => [f.name, f]));
+  const values: FlagValues = {};
+  for (const f of FLAGS) if (f.default !== undefined) values[f.name] = Array.isArray(f.default) ? [...f.default] : f.default;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument '${arg}'; flags start with --`);
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = byName.get(name);
+    if (!spec) throw new Error(`unrecognized flag '--${name}' (see --help)`);
+    let raw: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (raw === undefined && spec.kind !== "bool") {
+      raw = argv[++i];
+      if (raw === undefined) throw new Error(`flag '--${name}' needs a value`);
+    }
+    if (raw === undefined && spec.kind === "bool" && argv[i + 1] !== undefined && /^(true|false|0|1)$/i.test(argv[i + 1]!)) raw = argv[++i];
+    switch (spec.kind) {
+      case "bool": {
+        const v = (raw ?? "true").toLowerCase();
+        if (!/^(true|false|0|1|on|off)$/.test(v)) throw new Error(`flag '--${name}' expects true or false, got '${raw}'`);
+        values[name] = v === "true" || v === "1" || v === "on";
+        break;
+      }
+      case "int": {
+        const n = Number(raw);
+        if (!Number.isInteger(n)) throw new Error(`flag '--${name}' expects an integer, got '${raw}'`);
+        values[name] = n;
+        break;
+      }
+      case "list":
+        values[name] = [...((values[name] as string[] | undefined) ?? []), raw!];
+        break;
+      case "string":
+        values[name] = raw!;
+    }
+  }
+  return values;
+}
+
+/** The `--help` text. */
+export function usage(): string {
+  const lines = FLAGS.map((f) => {
+    const def = f.default === undefined ? "" : ` (default: ${Array.isArray(f.default) ? "" : String(f.default)})`;
+    return `  --${f.name}${f.kind === "bool" ? "[=<bool>]" : " <value>"}\n      ${f.help}${def}`;
+  });
+  return `Usage: tritium [options]\n\nOptions (tritonserver's names and meanings):\n${lines.join("\n")}\n`;
+}
+
+/** `--backend-config=<backend>,<key>=<value>` → { backend: { key: value } }. A config without a backend applies to all ("*"). */
+export function parseBackendConfig(entries: readonly string[]): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const e of entries) {
+    const comma = e.indexOf(",");
+    const [backend, setting] = comma < 0 ? ["*", e] : [e.slice(0, comma), e.slice(comma + 1)];
+    const eq = setting.indexOf("=");
+    if (eq <= 0) throw new Error(`--backend-config expects <backend>,<key>=<value>, got '${e}'`);
+    (out[backend] ??= {})[setting.slice(0, eq)] = setting.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+/**
+ * `tritium`: tritonserver's command line over Tritium. Starts the core server
+ * on the model repositories, then the frontends, and drains on SIGINT/SIGTERM.
+ */
+import { defaultBackends } from "../index.js";
+import { Logger, type LogFormat } from "../core/logger.js";
+import { InferenceServer, type ModelControlMode } from "../core/server.js";
+import { HttpFrontend } from "../frontends/http/http-server.js";
+import { FLAGS, parseBackendConfig, parseFlags, usage, type FlagValues } from "./flags.js";
+
+async function main(argv: string[]): Promise<number> {
+  let flags: FlagValues;
+  try {
+    flags = parseFlags(argv);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const repos = [...((flags["model-repository"] as string[]) ?? []), ...((flags["model-store"] as string[]) ?? [])];
+  if (repos.length === 0) {
+    process.stderr.write("error: --model-repository must be specified\n");
+    return 2;
+  }
+  const mode = String(flags["model-control-mode"]) as ModelControlMode;
+  if (!["none", "poll", "explicit"].includes(mode)) {
+    process.stderr.write(`error: unexpected model control mode '${mode}'; expected none, poll or explicit\n`);
+    return 2;
+  }
+  const logFormat = String(flags["log-format"]);
+  if (logFormat !== "default" && logFormat !== "ISO8601") {
+    process.stderr.write(`error: invalid --log-format '${logFormat}'; expected default or ISO8601\n`);
+    return 2;
+  }
+  const logger = new Logger({
+    info: flags["log-info"] as boolean,
+    warning: flags["log-warning"] as boolean,
+    error: flags["log-error"] as boolean,
+    verbose: flags["log-verbose"] as number,
+    format: logFormat as LogFormat,
+  });
+  for (const f of FLAGS) {
+    if (f.inert && argv.some((a) => a === `--${f.name}` || a.startsWith(`--${f.name}=`))) {
+      logger.warn("main.ts", `--${f.name} is accepted for compatibility and has no effect in Tritium`);
+    }
+  }
+  let backendConfig;
+  try {
+    backendConfig = parseBackendConfig((flags["backend-config"] as string[]) ?? []);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  // default-max-batch-size applies to every backend that auto-completes.
+  for (const cfg of Object.values(backendConfig)) {
+    if (cfg["default-max-batch-size"]) (backendConfig["*"] ??= {})["default-max-batch-size"] = cfg["default-max-batch-size"];
+  }
+  const core = new InferenceServer({
+    modelRepositories: repos,
+    backends: defaultBackends(),
+    id: String(flags.id),
+    strictReadiness: flags["strict-readiness"] as boolean,
+    autoCompleteConfig: !(flags["disable-auto-complete-config"] as boolean) && !(flags["strict-model-config"] as boolean),
+    backendConfig,
+    modelControlMode: mode,
+    startupModels: (flags["load-model"] as string[]) ?? [],
+    modelLoadThreadCount: flags["model-load-thread-count"] as number,
+    exitTimeoutSecs: flags["exit-timeout-secs"] as number,
+    logger,
+  });
+  await core.start();
+  if (flags["exit-on-error"] && !core.isReady()) {
+    logger.error("main.ts", "failed to load all models; exiting (--exit-on-error=true)");
+    await core.stop();
+    return 1;
+  }
+
+  const closers: { close(): Promise<void>; closeAllConnections?(): void }[] = [];
+  try {
+    if (flags["allow-http"]) {
+      const http = new HttpFrontend(core, {
+        address: String(flags["http-address"]),
+        port: flags["http-port"] as number,
+        maxInputSize: flags["http-max-input-size"] as number,
+      });
+      await http.listen();
+      closers.push(http);
+    }
+  } catch (e) {
+    logger.error("main.ts", `failed to start a frontend: ${(e as Error).message}`);
+    await core.stop();
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const shutdown = async (signal: string) => {
+      if (signalled) return;
+      signalled = true;
+      logger.info("main.ts", `Received ${signal}, stopping: draining in-flight requests (up to ${String(flags["exit-timeout-secs"])} s)`);
+      const closing = closers.map((c) => c.close());
+      await core.stop();
+      for (const c of closers) c.closeAllConnections?.();
+      await Promise.allSettled(closing);
+      logger.info("main.ts", "Server stopped");
+      resolve(0);
+    };
+    process.once("SIGINT", () => void shutdown("SIGINT"));
+    process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`fatal: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,203 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import {
+  ModelInstanceGroupSchema,
+  ModelInstanceGroup_Kind,
+  ModelVersionPolicySchema,
+  type ModelConfig,
+} from "../gen/inference/model_config_pb.js";
+import type { Backend, BackendInstance, BackendModel } from "./backend.js";
+import { DynamicBatcher } from "./dynamic-batcher.js";
+import { TritonError, asTritonError, invalidArg } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { emptyModelConfig, parseModelConfig } from "./model-config.js";
+import { buildModelSpec, instanceKindName, validateModelConfig } from "./model-spec.js";
+import { ModelVersion } from "./model-version.js";
+import { DefaultScheduler, type ExecutionObserver, type Scheduler } from "./scheduler.js";
+
+/** What the loader needs from the server's options. */
+export interface LoaderOptions {
+  backends: readonly Backend[];
+  autoCompleteConfig: boolean;
+  /** `--backend-config=<backend>,default-max-batch-size=N`, Triton's default 4. */
+  defaultMaxBatchSize: number;
+  backendConfig: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  logger: Logger;
+}
+
+/** A backend may state how many CPU instances a model gets by default. */
+type BackendWithDefaults = Backend & { readonly defaultInstanceCount?: number };
+
+/**
+ * Reads `<dir>/config.pbtxt`. Without one, auto-complete (Triton's default)
+ * starts from an empty config; with auto-complete off, it is an error.
+ */
+export async function readModelConfig(dir: string, name: string, autoComplete: boolean): Promise<ModelConfig> {
+  const file = path.join(dir, "config.pbtxt");
+  let text: string | undefined;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw invalidArg(`failed to read ${file}: ${(e as Error).message}`);
+  }
+  if (text === undefined) {
+    if (!autoComplete) {
+      throw invalidArg(`model '${name}' has no config.pbtxt and auto-complete is disabled (--disable-auto-complete-config)`);
+    }
+    return emptyModelConfig();
+  }
+  return parseModelConfig(text, file);
+}
+
+/**
+ * Picks the backend named by `backend` or `platform`, filling whichever is
+ * missing (`onnxruntime_onnx` ⇔ `onnxruntime`). With neither, the model's
+ * files decide (a `model.onnx` means ONNX Runtime), as auto-complete does.
+ */
+export async function resolveBackend(config: ModelConfig, dir: string, versions: readonly number[], backends: readonly Backend[]): Promise<Backend> {
+  const name = config.name;
+  if (config.backend) {
+    const b = backends.find((x) => x.name === config.backend);
+    if (!b) throw invalidArg(`unable to find backend '${config.backend}' for model '${name}'`);
+    if (config.platform && !b.platforms.includes(config.platform)) {
+      throw invalidArg(`model '${name}': platform '${config.platform}' does not match backend '${config.backend}'`);
+    }
+    if (!config.platform && b.platforms[0]) config.platform = b.platforms[0];
+    return b;
+  }
+  if (config.platform) {
+    const b = backends.find((x) => x.platforms.includes(config.platform));
+    if (!b) throw invalidArg(`unexpected platform type '${config.platform}' for ${name}`);
+    config.backend = b.name;
+    return b;
+  }
+  for (const v of [...versions].reverse()) {
+    for (const b of backends) {
+      const file = config.defaultModelFilename || b.defaultModelFilename;
+      if (await exists(path.join(dir, String(v), file))) {
+        config.backend = b.name;
+        if (b.platforms[0]) config.platform = b.platforms[0];
+        return b;
+      }
+    }
+  }
+  throw invalidArg(`model '${name}' must specify 'backend' or 'platform', and no model file of a known backend was found`);
+}
+
+/**
+ * Loads one version: backend model, auto-complete, validation, instances and
+ * scheduler. On failure every instance already started is released.
+ */
+export async function loadModelVersion(
+  dir: string,
+  baseConfig: ModelConfig,
+  version: number,
+  backend: Backend,
+  options: LoaderOptions,
+): Promise<ModelVersion> {
+  const name = baseConfig.name;
+  let config: ModelConfig = structuredClone(baseConfig);
+  const modelFile = config.defaultModelFilename || backend.defaultModelFilename;
+  const modelPath = path.join(dir, String(version), modelFile);
+  if (!(await exists(modelPath))) {
+    throw invalidArg(`model '${name}' version ${version}: model file '${modelPath}' not found`);
+  }
+  const backendModel: BackendModel = await backend.createModel({
+    name,
+    version,
+    modelDir: dir,
+    modelPath,
+    config,
+    backendConfig: options.backendConfig[backend.name] ?? {},
+    logger: options.logger,
+  });
+  const instances: BackendInstance[] = [];
+  try {
+    if (options.autoCompleteConfig && backendModel.autoCompleteConfig) {
+      config = backendModel.autoCompleteConfig(config, options.defaultMaxBatchSize);
+    }
+    fillDefaults(config, (backend as BackendWithDefaults).defaultInstanceCount ?? 1);
+    validateModelConfig(config, name);
+    reportIgnoredFields(config, options.logger);
+    const spec = await buildModelSpec(config, dir);
+    for (const [gi, group] of config.instanceGroup.entries()) {
+      for (let i = 0; i < group.count; i++) {
+        instances.push(
+          await backendModel.createInstance(config, {
+            name: `${group.name}_${gi}_${i}`,
+            kind: instanceKindName(group.kind),
+            deviceId: 0,
+          }),
+        );
+      }
+    }
+    // The model version is created before its scheduler can report executions.
+    let mv: ModelVersion | undefined;
+    const onExecution: ExecutionObserver = (n, t) =>
+      mv?.recordExecution(n, t?.computeInputNs ?? 0, t?.computeInferNs ?? 0, t?.computeOutputNs ?? 0);
+    const scheduler = makeScheduler(config, instances, onExecution);
+    mv = new ModelVersion(name, version, config, spec, backend.name, backendModel, instances, scheduler);
+    return mv;
+  } catch (e) {
+    await Promise.allSettled(instances.map((i) => i.release()));
+    await backendModel.release().catch(() => undefined);
+    throw e instanceof TritonError ? e : asTritonError(e);
+  }
+}
+
+function makeScheduler(config: ModelConfig, instances: BackendInstance[], onExecution: ExecutionObserver): Scheduler {
+  if (config.schedulingChoice.case === "dynamicBatching" && config.maxBatchSize > 0) {
+    const db = config.schedulingChoice.value;
+    return new DynamicBatcher(config.name, instances, onExecution, {
+      maxBatchSize: config.maxBatchSize,
+      preferredBatchSizes: db.preferredBatchSize,
+      maxQueueDelayUs: Number(db.maxQueueDelayMicroseconds),
+    });
+  }
+  return new DefaultScheduler(config.name, instances, onExecution);
+}
+
+/** Fills what Triton fills in a completed config, so `/config` shows it. */
+function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
+  if (!config.versionPolicy) {
+    config.versionPolicy = create(ModelVersionPolicySchema, { policyChoice: { case: "latest", value: { numVersions: 1 } } });
+  }
+  if (config.instanceGroup.length === 0) {
+    config.instanceGroup.push(create(ModelInstanceGroupSchema, { name: config.name, kind: ModelInstanceGroup_Kind.CPU, count: defaultInstanceCount }));
+  }
+  for (const g of config.instanceGroup) {
+    if (!g.name) g.name = config.name;
+    if (g.count === 0) g.count = defaultInstanceCount;
+    // Without GPUs, KIND_AUTO and KIND_MODEL instances run on the CPU.
+    if (g.kind === ModelInstanceGroup_Kind.AUTO) g.kind = ModelInstanceGroup_Kind.CPU;
+  }
+}
+
+/** Config fields Tritium accepts but does not act on yet: said once, at load. */
+function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
+  const ignored: string[] = [];
+  if (config.schedulingChoice.case === "sequenceBatching") ignored.push("sequence_batching");
+  if (config.schedulingChoice.case === "ensembleScheduling") ignored.push("ensemble_scheduling");
+  if (config.schedulingChoice.case === "dynamicBatching") {
+    const db = config.schedulingChoice.value;
+    if (db.priorityLevels || db.defaultQueuePolicy || Object.keys(db.priorityQueuePolicy).length) ignored.push("dynamic_batching priority/queue policies");
+    if (db.preserveOrdering) ignored.push("dynamic_batching.preserve_ordering");
+  }
+  if (config.modelWarmup.length) ignored.push("model_warmup");
+  if (config.responseCache?.enable) ignored.push("response_cache");
+  if (config.batchInput.length || config.batchOutput.length) ignored.push("batch_input/batch_output");
+  if (config.modelTransactionPolicy?.decoupled) ignored.push("model_transaction_policy.decoupled");
+  if (config.instanceGroup.some((g) => g.rateLimiter)) ignored.push("instance_group.rate_limiter");
+  if (config.modelRepositoryAgents) ignored.push("model_repository_agents");
+  if (ignored.length) logger.warn("model_loader.ts", `model '${config.name}': configuration fields accepted but not acted on yet: ${ignored.join(", ")}`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

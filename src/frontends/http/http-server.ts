@@ -1,0 +1,190 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import zlib from "node:zlib";
+import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
+import type { InferenceServer } from "../../core/server.js";
+import { pickEncoding, readBody } from "./body.js";
+import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
+import { matchRoute, type RouteMatch } from "./routes.js";
+import { httpStatus } from "./status.js";
+
+export interface HttpFrontendOptions {
+  /** `--http-address` (default 0.0.0.0). */
+  address?: string;
+  /** `--http-port` (default 8000; 0 picks a free port). */
+  port?: number;
+  /** `--http-max-input-size` in bytes (default 64 MiB, Triton's). */
+  maxInputSize?: number;
+}
+
+/**
+ * KServe v2 HTTP/REST with Triton's extensions. It only translates: every
+ * answer comes from the {@link InferenceServer} facade, as gRPC's does.
+ */
+export class HttpFrontend {
+  private readonly server: http.Server;
+  private readonly maxInputSize: number;
+
+  constructor(private readonly core: InferenceServer, private readonly options: HttpFrontendOptions = {}) {
+    this.maxInputSize = options.maxInputSize ?? 64 * 1024 * 1024;
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port ?? 8000, this.options.address ?? "0.0.0.0", () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    const port = (this.server.address() as AddressInfo).port;
+    this.core.logger.info("http_server.ts", `Started HTTPService at ${this.options.address ?? "0.0.0.0"}:${port}`);
+    return port;
+  }
+
+  /** Stops accepting connections; idle keep-alive connections are closed, busy ones finish. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  /** Ends every remaining connection (after the drain timeout). */
+  closeAllConnections(): void {
+    this.server.closeAllConnections();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q); // query parameters are accepted and ignored
+    const match = matchRoute(req.method ?? "GET", path);
+    try {
+      if (match === undefined) return this.sendJson(req, res, 404, { error: "Not Found" });
+      if (match === "method") return this.sendJson(req, res, 405, { error: "Method Not Allowed" });
+      await this.dispatch(match, req, res);
+    } catch (e) {
+      const err = asTritonError(e);
+      if (err.code === "INTERNAL") this.core.logger.error("http_server.ts", `${req.method} ${path}: ${err.message}`);
+      if (!res.headersSent) this.sendJson(req, res, httpStatus(err.code), { error: err.message });
+      else res.destroy();
+    }
+  }
+
+  private async dispatch(m: RouteMatch, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const core = this.core;
+    switch (m.route) {
+      case "health_live":
+        return this.sendEmpty(res, core.isLive() ? 200 : 400);
+      case "health_ready":
+        return this.sendEmpty(res, core.isReady() ? 200 : 400);
+      case "server_metadata":
+        return this.sendJson(req, res, 200, core.metadata());
+      case "model_metadata":
+        return this.sendJson(req, res, 200, core.modelMetadata(m.model!, m.version));
+      case "model_ready":
+        // getModel throws Triton's not-found / not-ready errors with their statuses.
+        core.getModel(m.model!, m.version);
+        return this.sendEmpty(res, 200);
+      case "model_config":
+        return this.sendJson(req, res, 200, core.modelConfigJson(m.model!, m.version));
+      case "model_stats":
+      case "all_stats":
+        return this.sendJson(req, res, 200, core.statistics(m.model, m.version));
+      case "model_infer":
+        return this.infer(m, req, res);
+      case "repository_index": {
+        const body = await this.readJsonBody(req);
+        const ready = body?.ready;
+        if (ready !== undefined && typeof ready !== "boolean") throw invalidArg("'ready' of the repository index request must be a boolean");
+        return this.sendJson(req, res, 200, await core.repositoryIndex(ready === true));
+      }
+      case "repository_load":
+      case "repository_unload": {
+        await this.readJsonBody(req);
+        if (core.modelControlMode !== "explicit") {
+          throw unavailable(`explicit model load / unload is not allowed if polling is enabled or in model control mode '${core.modelControlMode}'`);
+        }
+        if (m.route === "repository_load") await core.loadModel(m.model!);
+        else await core.unloadModel(m.model!);
+        return this.sendJson(req, res, 200, {});
+      }
+    }
+  }
+
+  private async infer(m: RouteMatch, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, this.maxInputSize);
+    const hl = req.headers["inference-header-content-length"];
+    let headerLength: number | undefined;
+    if (hl !== undefined) {
+      headerLength = Number(hl);
+      if (!Number.isInteger(headerLength)) throw invalidArg(`Inference-Header-Content-Length must be an integer, got '${String(hl)}'`);
+    }
+    const decoded = decodeInferRequest(body, headerLength, m.model!, m.version, () => this.core.getModel(m.model!, m.version).spec);
+    // A client that disconnects before the answer cancels its queued request.
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once("close", onClose);
+    decoded.request.signal = abort.signal;
+    const response = await this.core.infer(decoded.request);
+    res.off("close", onClose);
+    const encoded = encodeInferResponse(response, decoded);
+    const headers: http.OutgoingHttpHeaders = {};
+    if (encoded.headerLength !== undefined) {
+      headers["Content-Type"] = "application/octet-stream";
+      headers["Inference-Header-Content-Length"] = encoded.headerLength;
+    } else {
+      headers["Content-Type"] = "application/json";
+    }
+    this.send(req, res, 200, headers, encoded.chunks);
+  }
+
+  private async readJsonBody(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+    const body = await readBody(req, this.maxInputSize);
+    if (body.byteLength === 0) return undefined;
+    let v: unknown;
+    try {
+      v = JSON.parse(body.toString("utf8"));
+    } catch (e) {
+      throw invalidArg(`failed to parse the request JSON buffer: ${(e as Error).message}`);
+    }
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw invalidArg("failed to parse the request JSON buffer: expected a JSON object");
+    return v as Record<string, unknown>;
+  }
+
+  private sendEmpty(res: ServerResponse, status: number): void {
+    res.writeHead(status, { "Content-Length": 0 });
+    res.end();
+  }
+
+  private sendJson(req: IncomingMessage, res: ServerResponse, status: number, value: unknown): void {
+    this.send(req, res, status, { "Content-Type": "application/json" }, [Buffer.from(JSON.stringify(value), "utf8")]);
+  }
+
+  /** Writes a response, compressed when the client's Accept-Encoding asks for it. */
+  private send(req: IncomingMessage, res: ServerResponse, status: number, headers: http.OutgoingHttpHeaders, chunks: Uint8Array[]): void {
+    const encoding = pickEncoding(req.headers["accept-encoding"] as string | undefined);
+    if (encoding) {
+      const joined = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const body = encoding === "gzip" ? zlib.gzipSync(joined) : zlib.deflateSync(joined);
+      res.writeHead(status, { ...headers, "Content-Encoding": encoding, "Content-Length": body.byteLength });
+      res.end(body);
+      return;
+    }
+    let length = 0;
+    for (const c of chunks) length += c.byteLength;
+    res.writeHead(status, { ...headers, "Content-Length": length });
+    if (chunks.length === 1) {
+      res.end(chunks[0]);
+      return;
+    }
+    for (const c of chunks) res.write(c);
+    res.end();
+  }
+}
+

@@ -1,0 +1,60 @@
+/**
+ * The HTTP routes of KServe v2 and Triton's extensions. `${V}` must be
+ * numeric, as in Triton's route regex; model names are one path segment.
+ */
+export type RouteName =
+  | "server_metadata" | "health_live" | "health_ready"
+  | "model_metadata" | "model_ready" | "model_config" | "model_infer" | "model_stats" | "all_stats"
+  | "repository_index" | "repository_load" | "repository_unload";
+
+export interface RouteMatch {
+  route: RouteName;
+  method: "GET" | "POST";
+  model?: string;
+  version?: string;
+}
+
+const MODEL = "/v2/models/([^/]+)(?:/versions/([0-9]+))?";
+const TABLE: { re: RegExp; route: RouteName; method: "GET" | "POST" }[] = [
+  { re: /^\/v2\/?$/, route: "server_metadata", method: "GET" },
+  { re: /^\/v2\/health\/live$/, route: "health_live", method: "GET" },
+  { re: /^\/v2\/health\/ready$/, route: "health_ready", method: "GET" },
+  { re: /^\/v2\/models\/stats$/, route: "all_stats", method: "GET" },
+  { re: new RegExp(`^${MODEL}$`), route: "model_metadata", method: "GET" },
+  { re: new RegExp(`^${MODEL}/ready$`), route: "model_ready", method: "GET" },
+  { re: new RegExp(`^${MODEL}/config$`), route: "model_config", method: "GET" },
+  { re: new RegExp(`^${MODEL}/infer$`), route: "model_infer", method: "POST" },
+  { re: new RegExp(`^${MODEL}/stats$`), route: "model_stats", method: "GET" },
+  { re: /^\/v2\/repository(?:\/[^/]+)?\/index$/, route: "repository_index", method: "POST" },
+  { re: /^\/v2\/repository(?:\/[^/]+)?\/models\/([^/]+)\/load$/, route: "repository_load", method: "POST" },
+  { re: /^\/v2\/repository(?:\/[^/]+)?\/models\/([^/]+)\/unload$/, route: "repository_unload", method: "POST" },
+];
+
+/**
+ * Matches a path (query string already removed). Returns the route, or
+ * "method" when the path exists under another verb (→ 405), or undefined (→ 404).
+ */
+export function matchRoute(method: string, path: string): RouteMatch | "method" | undefined {
+  let wrongMethod = false;
+  for (const r of TABLE) {
+    const m = r.re.exec(path);
+    if (!m) continue;
+    if (r.method !== method) {
+      wrongMethod = true;
+      continue;
+    }
+    const match: RouteMatch = { route: r.route, method: r.method };
+    if (m[1] !== undefined) match.model = safeDecode(m[1]);
+    if (m[2] !== undefined) match.version = m[2];
+    return match;
+  }
+  return wrongMethod ? "method" : undefined;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Tritium's in-process API (the role of Triton's C API): a server over a
+ * model repository, with no sockets. The same facade backs the HTTP and gRPC
+ * frontends, so in-process answers are identical to what a network client gets.
+ *
+ * @example
+ * import { createServer, makeTensor, tensorValues } from "tritium";
+ * const server = await createServer({ modelRepository: "examples/model_repository" });
+ * const res = await server.infer({
+ *   model_name: "simple",
+ *   inputs: [
+ *     makeTensor("INPUT0", "INT32", [1, 16], new Int32Array(16).fill(2)),
+ *     makeTensor("INPUT1", "INT32", [1, 16], new Int32Array(16).fill(1)),
+ *   ],
+ * });
+ * console.log(tensorValues(res.outputs[0]!)); // Int32Array of 3s
+ * await server.stop();
+ */
+import { OnnxRuntimeBackend } from "./backends/onnxruntime/onnxruntime-backend.js";
+import type { Backend } from "./core/backend.js";
+import { Logger } from "./core/logger.js";
+import { InferenceServer, type ServerOptions } from "./core/server.js";
+
+export { InferenceServer, SERVER_EXTENSIONS } from "./core/server.js";
+export type { ServerOptions, ModelMetadata, RepositoryIndexEntry, ModelControlMode } from "./core/server.js";
+export type { InferenceRequest, InferenceResponse, RequestedOutput } from "./core/inference.js";
+export type { Tensor, Parameters, ParameterValue } from "./core/tensor.js";
+export type { DataType } from "./core/datatypes.js";
+export { TritonError, type ErrorCode } from "./core/errors.js";
+export { makeTensor, tensorValues, type TensorValues } from "./core/tensor-values.js";
+export { Logger } from "./core/logger.js";
+export type { Backend, BackendModel, BackendInstance, BackendModelContext } from "./core/backend.js";
+
+/** The backends a server gets unless told otherwise. */
+export function defaultBackends(): Backend[] {
+  return [new OnnxRuntimeBackend()];
+}
+
+export interface CreateServerOptions extends Partial<Omit<ServerOptions, "modelRepositories">> {
+  /** One or more model repositories. */
+  modelRepository: string | string[];
+  /** Silence start-up logging (default: log to stderr in Triton's format). */
+  quiet?: boolean;
+}
+
+/** Creates and starts an in-process server: models are loaded when the promise resolves. */
+export async function createServer(options: CreateServerOptions): Promise<InferenceServer> {
+  const { modelRepository, quiet, ...rest } = options;
+  const server = new InferenceServer({
+    ...rest,
+    modelRepositories: Array.isArray(modelRepository) ? modelRepository : [modelRepository],
+    backends: rest.backends ?? defaultBackends(),
+    logger: rest.logger ?? (quiet ? new Logger({ info: false, warning: false, error: false }) : undefined),
+  });
+  await server.start();
+  return server;
+}

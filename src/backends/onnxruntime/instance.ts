@@ -1,0 +1,215 @@
+/**
+ * Main-thread side of an ONNX Runtime instance: a handle on its worker
+ * thread, and the {@link BackendInstance} that packs batches for it.
+ */
+import { Worker } from "node:worker_threads";
+import type { BackendInstance } from "../../core/backend.js";
+import { TritonError, internal } from "../../core/errors.js";
+import type { BatchRequest, BatchResult } from "../../core/inference.js";
+import type { Tensor } from "../../core/tensor.js";
+import { READY_ID, type FromWorker, type OrtModelMetadata, type OrtSessionOptions, type ToWorker, type WorkerInit } from "./protocol.js";
+
+/** The compiled worker, next to this file in dist/. */
+const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
+
+/** How long `close` waits for a worker to finish cleanly before terminating it. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+type Reply = Exclude<FromWorker, { type: "error" }>;
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (e: TritonError) => void;
+}
+
+/**
+ * A worker thread that owns one ONNX Runtime session. Requests are matched to
+ * replies by id. While nothing is pending the worker is unref'd, so an idle
+ * instance never keeps the process alive on its own.
+ */
+export class OrtWorker {
+  readonly ready: Promise<OrtModelMetadata>;
+  /** Set once the worker is gone; every later call fails with it. */
+  private dead: TritonError | undefined;
+  private closing = false;
+  private nextId = READY_ID + 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly worker: Worker;
+  private readonly exited: Promise<void>;
+  private label: string;
+
+  constructor(init: WorkerInit) {
+    this.label = `model '${init.model}' version ${init.version}`;
+    // Flags such as --input-type (from `node --input-type=module -e ...`) make a worker fail to start.
+    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a));
+    this.worker = new Worker(WORKER_URL, { workerData: init, execArgv });
+    this.ready = new Promise<Reply>((resolve, reject) => this.pending.set(READY_ID, { resolve, reject })).then(
+      (r) => (r as Extract<Reply, { type: "ready" }>).metadata,
+    );
+    this.worker.on("message", (msg: FromWorker) => this.onMessage(msg));
+    this.worker.on("error", (e) => this.fail(internal(`${this.label}: onnxruntime worker failed: ${e.message}`)));
+    this.exited = new Promise((resolve) => {
+      this.worker.once("exit", (code) => {
+        if (!this.closing) this.fail(internal(`${this.label}: onnxruntime worker thread exited unexpectedly (exit code ${code})`));
+        else this.fail(internal(`${this.label}: the instance has been released`));
+        resolve();
+      });
+    });
+  }
+
+  /** Names the instance in later error messages. */
+  setLabel(label: string): void {
+    this.label = label;
+  }
+
+  get alive(): boolean {
+    return !this.dead && !this.closing;
+  }
+
+  /** Sends a message and resolves with the worker's reply to it. */
+  call(msg: DistributiveOmit<ToWorker, "id">, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.worker.ref();
+    try {
+      this.worker.postMessage({ ...msg, id } as ToWorker, transfer);
+    } catch (e) {
+      this.settle(id)?.reject(internal(`${this.label}: cannot send to the onnxruntime worker: ${(e as Error).message}`));
+    }
+    return reply;
+  }
+
+  /** Asks the worker to release its session and end; terminates it if it does not. */
+  async close(): Promise<void> {
+    if (this.closing) return this.exited;
+    this.worker.ref();
+    if (this.dead) {
+      this.closing = true;
+      await this.worker.terminate();
+      return this.exited;
+    }
+    const closed = this.call({ type: "close" }).catch(() => undefined);
+    this.closing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
+      timer.unref();
+    });
+    if ((await Promise.race([closed.then(() => this.exited), timeout])) === "timeout") await this.worker.terminate();
+    clearTimeout(timer);
+    await this.exited;
+  }
+
+  /** Ends the worker at once (a failed load, or a model released before its instances). */
+  async terminate(): Promise<void> {
+    this.closing = true;
+    this.worker.ref();
+    await this.worker.terminate();
+    await this.exited;
+  }
+
+  private onMessage(msg: FromWorker): void {
+    const p = this.settle(msg.id);
+    if (!p) return;
+    if (msg.type === "error") p.reject(new TritonError(msg.error.code, msg.error.message));
+    else p.resolve(msg);
+  }
+
+  private settle(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    // Stay ref'd while closing, so that `await close()` cannot lose the event loop.
+    if (this.pending.size === 0 && !this.closing) this.worker.unref();
+    return p;
+  }
+
+  private fail(e: TritonError): void {
+    this.dead ??= e;
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(this.dead);
+  }
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/** Options a worker was started with, to tell whether a session must be reloaded. */
+export function sameOptions(a: OrtSessionOptions, b: OrtSessionOptions): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof OrtSessionOptions)[]);
+  return [...keys].every((k) => a[k] === b[k]);
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/**
+ * Copies the inputs of every request into one fresh ArrayBuffer (each tensor
+ * at an 8-byte aligned offset, so the worker's typed views need no copy) and
+ * rewrites the tensors as views over it. The caller's buffers may be views
+ * over Node's pooled Buffers: they are never transferred.
+ */
+export function packRequests(requests: readonly BatchRequest[]): { requests: BatchRequest[]; buffer: ArrayBuffer } {
+  let total = 0;
+  for (const r of requests) for (const t of r.inputs) total = align8(total) + t.data.byteLength;
+  const buffer = new ArrayBuffer(total);
+  const bytes = new Uint8Array(buffer);
+  let off = 0;
+  const packed = requests.map((r) => ({
+    outputNames: [...r.outputNames],
+    inputs: r.inputs.map((t): Tensor => {
+      off = align8(off);
+      bytes.set(t.data, off);
+      const data = new Uint8Array(buffer, off, t.data.byteLength);
+      off += t.data.byteLength;
+      return { name: t.name, datatype: t.datatype, shape: [...t.shape], data };
+    }),
+  }));
+  return { requests: packed, buffer };
+}
+
+/** One instance of an ONNX Runtime model: one worker, one session, one batch at a time. */
+export class OnnxRuntimeInstance implements BackendInstance {
+  readonly name: string;
+  private readonly worker: OrtWorker;
+  /** Executions run one after another even if a caller does not wait. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private released: Promise<void> | undefined;
+  private readonly onRelease: () => void;
+
+  private readonly scalarOutputs: ReadonlySet<string>;
+
+  /** `scalarOutputs`: outputs the model gives as scalars and the config as dims [1]. */
+  constructor(name: string, worker: OrtWorker, onRelease: () => void, scalarOutputs: readonly string[] = []) {
+    this.name = name;
+    this.worker = worker;
+    this.onRelease = onRelease;
+    this.scalarOutputs = new Set(scalarOutputs);
+  }
+
+  execute(requests: BatchRequest[]): Promise<BatchResult> {
+    // Batches accepted before release() still run; later ones are refused.
+    if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
+    const run = this.queue.then(() => this.run(requests));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(requests: BatchRequest[]): Promise<BatchResult> {
+    const { requests: packed, buffer } = packRequests(requests);
+    const reply = await this.worker.call({ type: "execute", requests: packed }, [buffer]);
+    if (reply.type !== "result") throw internal(`instance '${this.name}': unexpected reply '${reply.type}' from the onnxruntime worker`);
+    if (this.scalarOutputs.size) {
+      for (const r of reply.results) for (const t of r.outputs ?? []) if (t.shape.length === 0 && this.scalarOutputs.has(t.name)) t.shape = [1];
+    }
+    return { results: reply.results, timings: reply.timings };
+  }
+
+  /** Waits for the batch in progress, then ends the worker. */
+  release(): Promise<void> {
+    this.released ??= this.queue.then(async () => {
+      await this.worker.close();
+      this.onRelease();
+    });
+    return this.released;
+  }
+}

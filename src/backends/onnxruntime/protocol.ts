@@ -1,0 +1,62 @@
+/**
+ * Messages between the ONNX Runtime backend (main thread) and its instance
+ * workers. Plain data only: everything here crosses `postMessage`.
+ *
+ * This module imports nothing at run time, so the main thread never loads
+ * the native ONNX Runtime binding; only the worker does.
+ */
+import type { SerializedError } from "../../core/errors.js";
+import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/inference.js";
+
+/** The subset of `InferenceSession.SessionOptions` the backend sets. */
+export interface OrtSessionOptions {
+  graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
+  executionMode?: "sequential" | "parallel";
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  enableCpuMemArena?: boolean;
+  enableMemPattern?: boolean;
+}
+
+/** One input or output of the ONNX graph, as the session reports it. */
+export interface OrtValueInfo {
+  name: string;
+  isTensor: boolean;
+  /** ONNX Runtime JS type name (`float32`, `int64`, `string`, ...); absent for non-tensors. */
+  type?: string;
+  /** Fixed dims are numbers; symbolic (dynamic) dims are their names (`""` when unnamed). */
+  shape: (number | string)[];
+}
+
+export interface OrtModelMetadata {
+  inputs: OrtValueInfo[];
+  outputs: OrtValueInfo[];
+}
+
+/** What a worker is started with (`workerData`). */
+export interface WorkerInit {
+  model: string;
+  version: number;
+  /** The `.onnx` file itself (a directory has already been resolved). */
+  path: string;
+  options: OrtSessionOptions;
+  /** Instance name for error messages; the probe worker learns it later. */
+  instance: string;
+  /** max_batch_size of the final config; the probe worker learns it later. */
+  maxBatchSize: number;
+}
+
+export type ToWorker =
+  | { type: "configure"; id: number; instance: string; maxBatchSize: number; options?: OrtSessionOptions }
+  | { type: "execute"; id: number; requests: BatchRequest[] }
+  | { type: "close"; id: number };
+
+/** Id of the message a worker sends on its own once its session is loaded (or failed to). */
+export const READY_ID = 0;
+
+export type FromWorker =
+  | { type: "ready"; id: typeof READY_ID; metadata: OrtModelMetadata }
+  | { type: "configured"; id: number; metadata: OrtModelMetadata }
+  | { type: "result"; id: number; results: ExecutionResult[]; timings: ExecutionTimings }
+  | { type: "closed"; id: number }
+  | { type: "error"; id: number; error: SerializedError };

@@ -15,8 +15,11 @@ export interface FlagSpec {
 export const FLAGS: FlagSpec[] = [
   { name: "model-repository", kind: "list", help: "Path to a model repository; repeat for several. Alias: --model-store." },
   { name: "model-store", kind: "list", help: "Alias of --model-repository." },
-  { name: "model-control-mode", kind: "string", default: "none", help: "none | explicit (poll is accepted and behaves as none until repository polling lands)." },
+  { name: "model-control-mode", kind: "string", default: "none", help: "none | poll | explicit." },
   { name: "load-model", kind: "list", help: "In explicit mode, a model to load at start-up; '*' loads all. Repeatable." },
+  { name: "repository-poll-secs", kind: "int", default: 15, help: "In poll mode, seconds between repository scans." },
+  { name: "model-load-on-demand", kind: "bool", default: false, help: "Tritium: in explicit mode, a request for a model that is not loaded loads it first." },
+  { name: "model-memory-budget", kind: "int", default: 0, help: "Tritium: bytes of loaded models to keep; least recently used models are unloaded past it (0: no budget)." },
   { name: "model-load-thread-count", kind: "int", default: 4, help: "Models loaded in parallel at start-up." },
   { name: "strict-readiness", kind: "bool", default: true, help: "Ready only when every model that should load is READY." },
   { name: "strict-model-config", kind: "bool", default: false, help: "Deprecated: true disables auto-complete of model configurations." },

@@ -69,6 +69,9 @@ async function main(argv: string[]): Promise<number> {
     modelControlMode: mode,
     startupModels: (flags["load-model"] as string[]) ?? [],
     modelLoadThreadCount: flags["model-load-thread-count"] as number,
+    repositoryPollSecs: flags["repository-poll-secs"] as number,
+    modelLoadOnDemand: flags["model-load-on-demand"] as boolean,
+    modelMemoryBudget: flags["model-memory-budget"] as number,
     exitTimeoutSecs: flags["exit-timeout-secs"] as number,
     logger,
   });

@@ -91,7 +91,14 @@ const INT64_TYPES = new Set<ScalarType>([ScalarType.INT64, ScalarType.UINT64, Sc
 function int64ToNumbers(desc: DescMessage, json: JsonValue): JsonValue {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return json;
   const out: JsonObject = {};
-  for (const [key, value] of Object.entries(json)) {
+  // Keys in the order the .proto declares the fields, as Triton's JSON printer
+  // writes them (protobuf-es orders by field number: `backend` would come last).
+  const order = (key: string) => {
+    const i = desc.fields.findIndex((f) => f.name === key || f.jsonName === key);
+    return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+  };
+  const entries = Object.entries(json).sort(([a], [b]) => order(a) - order(b));
+  for (const [key, value] of entries) {
     const field = desc.fields.find((f) => f.name === key || f.jsonName === key);
     if (!field || value === null) {
       out[key] = value;

@@ -3,6 +3,8 @@ import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import {
   ModelInstanceGroupSchema,
+  ModelOptimizationPolicySchema,
+  ModelOptimizationPolicy_PinnedMemoryBufferSchema,
   ModelInstanceGroup_Kind,
   ModelVersionPolicySchema,
   type ModelConfig,
@@ -14,6 +16,7 @@ import type { Logger } from "./logger.js";
 import { emptyModelConfig, parseModelConfig } from "./model-config.js";
 import { buildModelSpec, instanceKindName, validateModelConfig } from "./model-spec.js";
 import { ModelVersion } from "./model-version.js";
+import { runWarmup } from "./warmup.js";
 import { DefaultScheduler, type ExecutionObserver, type Scheduler } from "./scheduler.js";
 
 /** What the loader needs from the server's options. */
@@ -118,6 +121,8 @@ export async function loadModelVersion(
       config = backendModel.autoCompleteConfig(config, options.defaultMaxBatchSize);
     }
     fillDefaults(config, (backend as BackendWithDefaults).defaultInstanceCount ?? 1);
+    // Triton's AutoCompleteBackendFields names the backend's default file.
+    if (!config.defaultModelFilename) config.defaultModelFilename = backend.defaultModelFilename;
     validateModelConfig(config, name);
     reportIgnoredFields(config, options.logger);
     const spec = await buildModelSpec(config, dir);
@@ -132,6 +137,8 @@ export async function loadModelVersion(
         );
       }
     }
+    // Warm-up runs on every instance before the version can be READY.
+    await runWarmup(config, dir, instances);
     // The model version is created before its scheduler can report executions.
     let mv: ModelVersion | undefined;
     const onExecution: ExecutionObserver = (n, t) =>
@@ -163,11 +170,22 @@ function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
   if (!config.versionPolicy) {
     config.versionPolicy = create(ModelVersionPolicySchema, { policyChoice: { case: "latest", value: { numVersions: 1 } } });
   }
+  // Triton's NormalizeModelConfig: pinned memory on unless the config says otherwise.
+  if (config.schedulingChoice.case !== "ensembleScheduling") {
+    config.optimization ??= create(ModelOptimizationPolicySchema);
+    config.optimization.inputPinnedMemory ??= create(ModelOptimizationPolicy_PinnedMemoryBufferSchema, { enable: true });
+    config.optimization.outputPinnedMemory ??= create(ModelOptimizationPolicy_PinnedMemoryBufferSchema, { enable: true });
+  }
+  // ... and a dynamic batcher without preferred sizes prefers max_batch_size.
+  if (config.schedulingChoice.case === "dynamicBatching" && config.schedulingChoice.value.preferredBatchSize.length === 0 && config.maxBatchSize > 0) {
+    config.schedulingChoice.value.preferredBatchSize.push(config.maxBatchSize);
+  }
   if (config.instanceGroup.length === 0) {
     config.instanceGroup.push(create(ModelInstanceGroupSchema, { name: config.name, kind: ModelInstanceGroup_Kind.CPU, count: defaultInstanceCount }));
   }
-  for (const g of config.instanceGroup) {
-    if (!g.name) g.name = config.name;
+  for (const [i, g] of config.instanceGroup.entries()) {
+    // Triton names a group the config leaves unnamed `<model>_<index>`.
+    if (!g.name) g.name = `${config.name}_${i}`;
     if (g.count === 0) g.count = defaultInstanceCount;
     // Without GPUs, KIND_AUTO and KIND_MODEL instances run on the CPU.
     if (g.kind === ModelInstanceGroup_Kind.AUTO) g.kind = ModelInstanceGroup_Kind.CPU;
@@ -184,7 +202,6 @@ function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
     if (db.priorityLevels || db.defaultQueuePolicy || Object.keys(db.priorityQueuePolicy).length) ignored.push("dynamic_batching priority/queue policies");
     if (db.preserveOrdering) ignored.push("dynamic_batching.preserve_ordering");
   }
-  if (config.modelWarmup.length) ignored.push("model_warmup");
   if (config.responseCache?.enable) ignored.push("response_cache");
   if (config.batchInput.length || config.batchOutput.length) ignored.push("batch_input/batch_output");
   if (config.modelTransactionPolicy?.decoupled) ignored.push("model_transaction_policy.decoupled");

@@ -82,3 +82,47 @@ export function missingSpecificVersions(available: readonly number[], config: Mo
   const have = new Set(available);
   return policy.value.versions.map(Number).filter((v) => !have.has(v));
 }
+
+/**
+ * A fingerprint of everything in a model directory (paths, sizes, mtimes):
+ * poll mode reloads a model when it changes.
+ */
+export async function fingerprint(dir: string): Promise<string> {
+  const parts: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    let entries;
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p, `${rel}${e.name}/`);
+      else {
+        try {
+          const st = await fs.stat(p);
+          parts.push(`${rel}${e.name}:${st.size}:${st.mtimeMs}`);
+        } catch {
+          // removed while we looked: the next poll sees the settled state
+        }
+      }
+    }
+  };
+  await walk(dir, "");
+  return parts.join("\n");
+}
+
+/** Bytes of the files of one version folder: the memory estimate of a loaded version. */
+export async function versionBytes(dir: string, version: number): Promise<number> {
+  let total = 0;
+  const walk = async (d: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  await walk(path.join(dir, String(version)));
+  return total;
+}

@@ -1,10 +1,21 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import type { Backend } from "./backend.js";
 import { TritonError, asTritonError, codeString, invalidArg, notFound, unavailable } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./inference.js";
 import { Logger, renderTable } from "./logger.js";
-import { modelConfigToJson, type ModelConfig } from "./model-config.js";
+import { modelConfigFromJson, modelConfigToJson, type ModelConfig } from "./model-config.js";
 import { loadModelVersion, readModelConfig, resolveBackend, type LoaderOptions } from "./model-loader.js";
-import { listVersions, missingSpecificVersions, scanRepositories, selectVersions, type RepositoryModel } from "./model-repository.js";
+import {
+  fingerprint,
+  listVersions,
+  missingSpecificVersions,
+  scanRepositories,
+  selectVersions,
+  versionBytes,
+  type RepositoryModel,
+} from "./model-repository.js";
 import type { ModelState, ModelVersion } from "./model-version.js";
 import type { BatchStat, Duration } from "./statistics.js";
 import { TRITIUM_VERSION } from "./version.js";
@@ -32,6 +43,18 @@ export interface ServerOptions {
   startupModels?: string[];
   /** `--model-load-thread-count` (default 4). */
   modelLoadThreadCount?: number;
+  /** `--repository-poll-secs` (default 15) in poll mode. */
+  repositoryPollSecs?: number;
+  /**
+   * Beyond Triton (`--model-load-on-demand`): in explicit mode, a request for
+   * a model that is in a repository but not loaded loads it first.
+   */
+  modelLoadOnDemand?: boolean;
+  /**
+   * Beyond Triton (`--model-memory-budget`): bytes of loaded models to keep;
+   * past it the least recently used models are unloaded. 0: no budget.
+   */
+  modelMemoryBudget?: number;
   /** `--exit-timeout-secs` (default 30): how long stop() waits for in-flight requests. */
   exitTimeoutSecs?: number;
   logger?: Logger;
@@ -53,16 +76,32 @@ interface VersionStatus {
   reason: string;
 }
 
+/** Load API overrides (Triton's `parameters` of the repository load request). */
+export interface LoadOverrides {
+  /** A complete model configuration as JSON, replacing config.pbtxt. */
+  config?: string;
+  /** `file:<version>/<name>` → file content: the model's files, not read from disk. */
+  files?: Record<string, Uint8Array>;
+}
+
 interface ModelEntry {
   repo: RepositoryModel;
+  /** The model should be loaded (start-up, load API or poll); cleared by unload. */
+  wanted: boolean;
+  /** Repository contents at the last successful load, for poll mode. */
+  fingerprint?: string;
+  /** Temporary directory holding files pushed through the load API. */
+  overrideDir?: string;
+  /** Date.now() of the last request, for least-recently-used eviction. */
+  lastUsed: number;
+  /** Estimated bytes per loaded version. */
+  memory: Map<number, number>;
   /** Versions that serve requests. */
   ready: Map<number, ModelVersion>;
   /** Last known state of every version we tried, for the index and the model table. */
   status: Map<number, VersionStatus>;
   /** Set when the model itself (not one version) could not be loaded. */
   error?: TritonError;
-  /** A load or unload in progress; requests for the same model queue behind it. */
-  busy?: Promise<void>;
 }
 
 /**
@@ -80,6 +119,9 @@ export class InferenceServer {
   private repoModels = new Map<string, RepositoryModel>();
   private duplicates = new Map<string, string[]>();
   private live = false;
+  /** Load/unload operations per model name, run one after another. */
+  private readonly ops = new Map<string, Promise<unknown>>();
+  private pollTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private inflight = 0;
 
@@ -96,6 +138,9 @@ export class InferenceServer {
       startupModels: options.startupModels ?? [],
       modelLoadThreadCount: options.modelLoadThreadCount ?? 4,
       exitTimeoutSecs: options.exitTimeoutSecs ?? 30,
+      repositoryPollSecs: options.repositoryPollSecs ?? 15,
+      modelLoadOnDemand: options.modelLoadOnDemand ?? false,
+      modelMemoryBudget: options.modelMemoryBudget ?? 0,
     };
     const defaultMaxBatchSize = Number(this.options.backendConfig["*"]?.["default-max-batch-size"] ?? 4);
     this.loader = {
@@ -123,6 +168,40 @@ export class InferenceServer {
     await runLimited(names, this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
     this.live = true;
     this.logTables();
+    if (this.options.modelControlMode === "poll") this.schedulePoll();
+  }
+
+  /**
+   * Poll mode: on a timer, load new models, unload removed ones, and reload
+   * models whose files changed. A model caught half-written fails to load,
+   * keeps its serving version, and is retried at the next poll because its
+   * fingerprint is only recorded after a successful load.
+   */
+  async poll(): Promise<void> {
+    await this.rescan();
+    const names = new Set([...this.repoModels.keys(), ...this.models.keys()]);
+    await runLimited([...names], this.options.modelLoadThreadCount, async (name) => {
+      const repo = this.repoModels.get(name);
+      const entry = this.models.get(name);
+      if (!repo) {
+        if (entry?.wanted && !entry.overrideDir) await this.unloadModel(name).catch(() => undefined);
+        return;
+      }
+      if (entry?.overrideDir) return;
+      const fp = await fingerprint(repo.dir);
+      if (!entry || !entry.wanted || entry.fingerprint !== fp) await this.loadModel(name).catch(() => undefined);
+    });
+  }
+
+  private schedulePoll(): void {
+    this.pollTimer = setTimeout(() => {
+      void this.poll()
+        .catch((e) => this.logger.error("model_repository_manager.ts", `repository poll failed: ${(e as Error).message}`))
+        .finally(() => {
+          if (!this.stopping) this.schedulePoll();
+        });
+    }, this.options.repositoryPollSecs * 1000);
+    this.pollTimer.unref();
   }
 
   /** `/v2/health/live` */
@@ -136,8 +215,14 @@ export class InferenceServer {
     if (!this.options.strictReadiness) return true;
     if (this.duplicates.size > 0) return false;
     for (const entry of this.models.values()) {
-      if (entry.error) return false;
-      for (const s of entry.status.values()) if (s.state !== "READY") return false;
+      if (!entry.wanted) continue;
+      if (entry.error && entry.ready.size === 0) return false;
+      for (const st of entry.status.values()) {
+        // A version loading beside a serving one, or an explicit load of a new
+        // model, does not make the server unready (readiness must not flap).
+        if (st.state === "LOADING" || st.state === "UNLOADING") continue;
+        if (st.state !== "READY") return false;
+      }
     }
     return true;
   }
@@ -211,7 +296,10 @@ export class InferenceServer {
     if (this.stopping) throw unavailable("Server is shutting down; no new inference requests are accepted");
     this.inflight++;
     try {
-      return await this.getModel(req.model_name, req.model_version).infer(req);
+      if (this.options.modelLoadOnDemand) await this.ensureLoaded(req.model_name);
+      const mv = this.getModel(req.model_name, req.model_version);
+      this.models.get(req.model_name)!.lastUsed = Date.now();
+      return await mv.infer(req);
     } finally {
       this.inflight--;
     }
@@ -255,7 +343,7 @@ export class InferenceServer {
           },
           response_stats: {},
           batch_stats: [...s.batches.values()].sort((a, b) => a.batch_size - b.batch_size).map((b) => structuredClone(b)),
-          memory_usage: [],
+          memory_usage: [{ type: "CPU", id: 0, byte_size: this.models.get(mv.name)?.memory.get(mv.version) ?? 0 }],
         };
       }),
     };
@@ -288,29 +376,86 @@ export class InferenceServer {
    * Loads (or reloads) a model from the repositories. New versions load
    * beside the serving ones; requests switch once they are READY; versions
    * that leave the policy are unloaded after their in-flight requests finish.
+   * Loads and unloads of one model run one after another.
    */
-  async loadModel(name: string): Promise<void> {
-    const entry = this.models.get(name);
-    const previous = entry?.busy ?? Promise.resolve();
-    const run = previous.then(() => this.doLoad(name));
-    const guarded = run.catch(() => undefined);
-    if (entry) entry.busy = guarded;
-    try {
-      await run;
-    } finally {
-      const e = this.models.get(name);
-      if (e && e.busy === guarded) e.busy = undefined;
+  async loadModel(name: string, overrides?: LoadOverrides): Promise<void> {
+    await this.serialized(name, () => this.doLoad(name, overrides));
+    await this.enforceMemoryBudget(name);
+  }
+
+  /**
+   * The repository extension's load request (HTTP and gRPC): only in explicit
+   * mode, with Triton's message otherwise. A failure returns its reason.
+   */
+  async repositoryLoad(name: string, overrides?: LoadOverrides): Promise<void> {
+    this.checkModelControl();
+    await this.loadModel(name, overrides);
+  }
+
+  /** The repository extension's unload request. `unloadDependents` matters once ensembles exist. */
+  async repositoryUnload(name: string, _unloadDependents = false): Promise<void> {
+    this.checkModelControl();
+    await this.unloadModel(name);
+  }
+
+  private checkModelControl(): void {
+    if (this.options.modelControlMode !== "explicit") {
+      throw unavailable("explicit model load / unload is not allowed if polling is enabled");
     }
   }
 
   /** Unloads every version of a model; in-flight requests finish first. */
   async unloadModel(name: string): Promise<void> {
+    await this.serialized(name, () => this.doUnload(name));
+  }
+
+  /** On-demand loading: concurrent requests for the same cold model share one load. */
+  private async ensureLoaded(name: string): Promise<void> {
+    const entry = this.models.get(name);
+    if (entry && entry.ready.size > 0) return;
+    const pending = this.ops.get(name);
+    if (pending) {
+      await pending.catch(() => undefined);
+      if ((this.models.get(name)?.ready.size ?? 0) > 0) return;
+    }
+    if (!this.repoModels.has(name)) await this.rescan();
+    if (!this.repoModels.has(name)) return; // getModel reports the unknown model
+    await this.loadModel(name);
+  }
+
+  /** Unloads least recently used models until the loaded ones fit the memory budget. */
+  private async enforceMemoryBudget(justLoaded: string): Promise<void> {
+    const budget = this.options.modelMemoryBudget;
+    if (budget <= 0) return;
+    const used = () => [...this.models.values()].reduce((n, e) => n + [...e.ready.keys()].reduce((m, v) => m + (e.memory.get(v) ?? 0), 0), 0);
+    const candidates = [...this.models.entries()]
+      .filter(([n, e]) => n !== justLoaded && e.ready.size > 0)
+      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    for (const [name] of candidates) {
+      if (used() <= budget) break;
+      this.logger.info("model_lifecycle.ts", `unloading '${name}' (least recently used) to stay within the model memory budget of ${budget} bytes`);
+      await this.unloadModel(name);
+    }
+  }
+
+  private serialized<T>(name: string, op: () => Promise<T>): Promise<T> {
+    const previous = this.ops.get(name) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(op);
+    const tail = run.catch(() => undefined);
+    this.ops.set(name, tail);
+    void tail.then(() => {
+      if (this.ops.get(name) === tail) this.ops.delete(name);
+    });
+    return run;
+  }
+
+  private async doUnload(name: string): Promise<void> {
     const entry = this.models.get(name);
     if (!entry) {
       if (!this.repoModels.has(name)) throw invalidArg(`failed to unload '${name}', no version is available`);
       return;
     }
-    await entry.busy;
+    entry.wanted = false;
     const versions = [...entry.ready.values()];
     entry.ready.clear();
     for (const mv of versions) entry.status.set(mv.version, { state: "UNLOADING", reason: "" });
@@ -321,6 +466,10 @@ export class InferenceServer {
         this.logger.info("model_lifecycle.ts", `successfully unloaded '${name}' version ${mv.version}`);
       }),
     );
+    if (entry.overrideDir) {
+      await fs.rm(entry.overrideDir, { recursive: true, force: true });
+      entry.overrideDir = undefined;
+    }
   }
 
   get modelControlMode(): ModelControlMode {
@@ -334,6 +483,7 @@ export class InferenceServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     const deadline = Date.now() + this.options.exitTimeoutSecs * 1000;
     while (this.inflight > 0 && Date.now() < deadline) {
       this.logger.info("server.ts", `Waiting for in-flight requests to complete. Remaining: ${this.inflight}`);
@@ -354,32 +504,47 @@ export class InferenceServer {
     this.duplicates = scan.duplicates;
   }
 
-  private async doLoad(name: string): Promise<void> {
+  private async doLoad(name: string, overrides?: LoadOverrides): Promise<void> {
     if (!this.repoModels.has(name)) await this.rescan();
     const dup = this.duplicates.get(name);
     if (dup) throw invalidArg(`failed to load '${name}': model name appears in multiple repositories: ${dup.join(", ")}`);
-    const repo = this.repoModels.get(name);
-    if (!repo) throw invalidArg(`failed to load '${name}', no version is available`);
+    let repo = this.repoModels.get(name);
+    const hasFiles = overrides?.files && Object.keys(overrides.files).length > 0;
+    if (!repo && !hasFiles) throw invalidArg(`failed to load '${name}', no version is available`);
     let entry = this.models.get(name);
     if (!entry) {
-      entry = { repo, ready: new Map(), status: new Map() };
+      entry = { repo: repo ?? { name, dir: "", repository: "" }, wanted: true, ready: new Map(), status: new Map(), lastUsed: Date.now(), memory: new Map() };
       this.models.set(name, entry);
     }
-    entry.repo = repo;
+    entry.wanted = true;
     entry.error = undefined;
     let config: ModelConfig;
     let wanted: number[];
     let backend: Backend;
+    let overrideDir: string | undefined;
+    let fp: string | undefined;
     try {
-      config = await readModelConfig(repo.dir, name, this.options.autoCompleteConfig);
+      if (hasFiles && !overrides?.config) {
+        throw invalidArg(`failed to load '${name}': the 'config' parameter must be provided together with 'file:' parameters`);
+      }
+      if (hasFiles) {
+        overrideDir = await writeOverrideFiles(name, overrides!.files!);
+        repo = { name, dir: path.join(overrideDir, name), repository: overrideDir };
+      }
+      entry.repo = repo!;
+      if (!overrideDir) fp = await fingerprint(repo!.dir);
+      config = overrides?.config !== undefined
+        ? modelConfigFromJson(overrides.config, `model '${name}'`)
+        : await readModelConfig(repo!.dir, name, this.options.autoCompleteConfig);
       if (!config.name) config.name = name;
-      const available = await listVersions(repo.dir);
-      backend = await resolveBackend(config, repo.dir, available, this.options.backends);
+      const available = await listVersions(repo!.dir);
+      backend = await resolveBackend(config, repo!.dir, available, this.options.backends);
       const missing = missingSpecificVersions(available, config);
       if (missing.length) throw invalidArg(`model '${name}': version_policy names versions [${missing.join(",")}] that have no directory`);
       wanted = selectVersions(available, config);
       if (wanted.length === 0) throw invalidArg(`model '${name}': no model version was found`);
     } catch (e) {
+      if (overrideDir) await fs.rm(overrideDir, { recursive: true, force: true });
       const err = asTritonError(e);
       entry.error = err;
       this.logger.error("model_lifecycle.ts", `failed to load '${name}': ${codeString(err.code)}: ${err.message}`);
@@ -391,7 +556,8 @@ export class InferenceServer {
         entry!.status.set(v, { state: entry!.ready.has(v) ? "READY" : "LOADING", reason: "" });
         this.logger.info("model_lifecycle.ts", `loading: ${name}:${v}`);
         try {
-          const mv = await loadModelVersion(repo.dir, config, v, backend, this.loader);
+          const mv = await loadModelVersion(repo!.dir, config, v, backend, this.loader);
+          entry!.memory.set(v, await versionBytes(repo!.dir, v));
           return { v, mv };
         } catch (e) {
           const err = asTritonError(e);
@@ -421,6 +587,12 @@ export class InferenceServer {
     }
     for (const v of [...entry.status.keys()]) if (!wanted.includes(v) && !entry.ready.has(v)) entry.status.delete(v);
     await Promise.all(retired.map((mv) => mv.unload()));
+    const anyLoaded = loaded.some((r) => r.mv);
+    if (failures.length === 0) entry.fingerprint = fp;
+    // Files pushed through the load API live as long as the versions made from them.
+    const staleDir = overrideDir ? (anyLoaded ? entry.overrideDir : overrideDir) : anyLoaded ? entry.overrideDir : undefined;
+    if (anyLoaded) entry.overrideDir = overrideDir;
+    if (staleDir && staleDir !== entry.overrideDir) await fs.rm(staleDir, { recursive: true, force: true });
     if (failures.length) {
       const first = loaded.find((r) => r.error)!.error!;
       throw new TritonError(first.code, `failed to load '${name}', ${failures.join("; ")}`);
@@ -480,6 +652,27 @@ export interface ModelMetadata {
   platform: string;
   inputs: { name: string; datatype: string; shape: number[] }[];
   outputs: { name: string; datatype: string; shape: number[] }[];
+}
+
+/**
+ * Writes `file:<version>/<name>` overrides into a fresh temporary model
+ * directory (`<tmp>/<model>/<version>/<name>`); returns the temporary root.
+ */
+async function writeOverrideFiles(model: string, files: Record<string, Uint8Array>): Promise<string> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "tritium-load-"));
+  const dir = path.join(root, model);
+  for (const [key, content] of Object.entries(files)) {
+    const rel = key.slice("file:".length);
+    const normalized = path.normalize(rel);
+    if (!key.startsWith("file:") || !rel || path.isAbsolute(rel) || normalized.startsWith("..")) {
+      await fs.rm(root, { recursive: true, force: true });
+      throw invalidArg(`failed to load '${model}': invalid file override '${key}': expected 'file:<version>/<file name>'`);
+    }
+    const target = path.join(dir, normalized);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.writeFile(target, content);
+  }
+  return root;
 }
 
 async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {

@@ -1,12 +1,32 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
-import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
-import type { InferenceServer } from "../../core/server.js";
+import { asTritonError, invalidArg } from "../../core/errors.js";
+import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { pickEncoding, readBody } from "./body.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
 import { matchRoute, type RouteMatch } from "./routes.js";
 import { httpStatus } from "./status.js";
+
+/**
+ * The load request's `parameters`: `config` (JSON text) and
+ * `file:<version>/<name>` entries (base64 file contents).
+ */
+function loadOverrides(params: unknown, model: string): LoadOverrides | undefined {
+  if (params === undefined || params === null) return undefined;
+  if (typeof params !== "object" || Array.isArray(params)) throw invalidArg(`'parameters' of the load request for '${model}' must be an object`);
+  const out: LoadOverrides = {};
+  for (const [key, value] of Object.entries(params as Record<string, unknown>)) {
+    if (key === "config") {
+      if (typeof value !== "string") throw invalidArg(`load parameter 'config' for '${model}' must be a JSON string`);
+      out.config = value;
+    } else if (key.startsWith("file:")) {
+      if (typeof value !== "string") throw invalidArg(`load parameter '${key}' for '${model}' must be base64 text`);
+      (out.files ??= {})[key] = Buffer.from(value, "base64");
+    }
+  }
+  return out;
+}
 
 export interface HttpFrontendOptions {
   /** `--http-address` (default 0.0.0.0). */
@@ -102,14 +122,14 @@ export class HttpFrontend {
         if (ready !== undefined && typeof ready !== "boolean") throw invalidArg("'ready' of the repository index request must be a boolean");
         return this.sendJson(req, res, 200, await core.repositoryIndex(ready === true));
       }
-      case "repository_load":
+      case "repository_load": {
+        const params = (await this.readJsonBody(req))?.parameters;
+        await core.repositoryLoad(m.model!, loadOverrides(params, m.model!));
+        return this.sendJson(req, res, 200, {});
+      }
       case "repository_unload": {
-        await this.readJsonBody(req);
-        if (core.modelControlMode !== "explicit") {
-          throw unavailable(`explicit model load / unload is not allowed if polling is enabled or in model control mode '${core.modelControlMode}'`);
-        }
-        if (m.route === "repository_load") await core.loadModel(m.model!);
-        else await core.unloadModel(m.model!);
+        const params = (await this.readJsonBody(req))?.parameters as Record<string, unknown> | undefined;
+        await core.repositoryUnload(m.model!, params?.unload_dependents === true);
         return this.sendJson(req, res, 200, {});
       }
     }

@@ -184,7 +184,11 @@ export class InferenceServer {
       const repo = this.repoModels.get(name);
       const entry = this.models.get(name);
       if (!repo) {
-        if (entry?.wanted && !entry.overrideDir) await this.unloadModel(name).catch(() => undefined);
+        if (entry && !entry.overrideDir) {
+          // Gone from every repository: unload it and forget it.
+          await this.unloadModel(name).catch(() => undefined);
+          this.models.delete(name);
+        }
         return;
       }
       if (entry?.overrideDir) return;
@@ -322,8 +326,18 @@ export class InferenceServer {
    * Triton's JSON shape and key order.
    */
   statistics(name?: string, version?: string): { model_stats: ModelStatsJson[] } {
+    let versions: ModelVersion[];
+    if (name === undefined || name === "") {
+      versions = this.modelVersions();
+    } else {
+      // Triton's lookup and messages (TRITONSERVER_ServerModelStatistics): both INVALID_ARG.
+      const ready = [...(this.models.get(name)?.ready.values() ?? [])].filter((mv) => mv.state === "READY").sort((a, b) => a.version - b.version);
+      if (ready.length === 0) throw invalidArg(`requested model '${name}' is not available`);
+      versions = version === undefined || version === "" ? ready : ready.filter((mv) => String(mv.version) === version);
+      if (versions.length === 0) throw invalidArg(`requested model version is not available for model '${name}'`);
+    }
     return {
-      model_stats: this.modelVersions(name, version).map((mv) => {
+      model_stats: versions.map((mv) => {
         const s = mv.stats;
         return {
           name: mv.name,

@@ -331,9 +331,88 @@ function identityFixtures(): ModelFiles[] {
         maxBatchSize: 8,
         inputs: [{ name: "INPUT0", type: config, dims: [-1] }],
         outputs: [{ name: "OUTPUT0", type: config, dims: [-1] }],
+        // One instance each keeps a repository of 13 fixtures light for tests.
+        cpuInstanceGroup: true,
       }),
     };
   });
+}
+
+/**
+ * Two stateful models for the sequence batcher, stateless ONNX graphs that
+ * compute from what the batcher injects:
+ * - `sequence_control`: OUTPUT = (INPUT + START) * READY, and the CORRID and
+ *   END control values echoed back, so tests see exactly what was injected.
+ * - `sequence_state`: implicit state; OUTPUT_STATE = INPUT_STATE + INPUT and
+ *   OUTPUT = OUTPUT_STATE, so OUTPUT is the running sum of the sequence.
+ */
+function sequenceFixtures(): ModelFiles[] {
+  const b = ["batch", 1] as const;
+  const control = model(
+    graph({
+      name: "sequence_control",
+      inputs: [
+        valueInfo("INPUT", DataType.INT32, b),
+        valueInfo("START", DataType.INT32, b),
+        valueInfo("READY", DataType.INT32, b),
+        valueInfo("END", DataType.INT32, b),
+        valueInfo("CORRID", DataType.UINT64, b),
+      ],
+      outputs: [
+        valueInfo("OUTPUT", DataType.INT32, b),
+        valueInfo("CORRID_OUT", DataType.UINT64, b),
+        valueInfo("END_OUT", DataType.INT32, b),
+      ],
+      nodes: [
+        node("Add", ["INPUT", "START"], ["sum"]),
+        node("Mul", ["sum", "READY"], ["OUTPUT"]),
+        node("Identity", ["CORRID"], ["CORRID_OUT"]),
+        node("Identity", ["END"], ["END_OUT"]),
+      ],
+    }),
+  );
+  const state = model(
+    graph({
+      name: "sequence_state",
+      inputs: [valueInfo("INPUT", DataType.INT32, b), valueInfo("INPUT_STATE", DataType.INT32, b)],
+      outputs: [valueInfo("OUTPUT", DataType.INT32, b), valueInfo("OUTPUT_STATE", DataType.INT32, b)],
+      nodes: [node("Add", ["INPUT_STATE", "INPUT"], ["OUTPUT_STATE"]), node("Identity", ["OUTPUT_STATE"], ["OUTPUT"])],
+    }),
+  );
+  const io = `input [ { name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`;
+  return [
+    {
+      name: "sequence_control",
+      versions: one(control),
+      config:
+        `# Sequence batcher, direct strategy: OUTPUT = (INPUT + START) * READY;\n` +
+        `# CORRID_OUT and END_OUT echo the injected control values.\n` +
+        `name: "sequence_control"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4\n` +
+        io +
+        `output [\n  { name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] },\n` +
+        `  { name: "CORRID_OUT" data_type: TYPE_UINT64 dims: [ 1 ] },\n` +
+        `  { name: "END_OUT" data_type: TYPE_INT32 dims: [ 1 ] }\n]\n` +
+        `instance_group [ { count: 1 kind: KIND_CPU } ]\n` +
+        `sequence_batching {\n  max_sequence_idle_microseconds: 2000000\n  direct { }\n  control_input [\n` +
+        `    { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },\n` +
+        `    { name: "READY" control [ { kind: CONTROL_SEQUENCE_READY int32_false_true: [ 0, 1 ] } ] },\n` +
+        `    { name: "END" control [ { kind: CONTROL_SEQUENCE_END int32_false_true: [ 0, 1 ] } ] },\n` +
+        `    { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64 } ] }\n  ]\n}\n`,
+    },
+    {
+      name: "sequence_state",
+      versions: one(state),
+      config:
+        `# Implicit state: OUTPUT is the running sum of INPUT over the sequence.\n` +
+        `name: "sequence_state"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 4\n` +
+        io +
+        `output [ { name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n` +
+        `instance_group [ { count: 1 kind: KIND_CPU } ]\n` +
+        `sequence_batching {\n  max_sequence_idle_microseconds: 500000\n  oldest { max_candidate_sequences: 4 }\n` +
+        `  state [ { input_name: "INPUT_STATE" output_name: "OUTPUT_STATE" data_type: TYPE_INT32 dims: [ 1 ]\n` +
+        `            initial_state: { data_type: TYPE_INT32 dims: [ 1 ] zero_data: true name: "zero" } } ]\n}\n`,
+    },
+  ];
 }
 
 /** The models of `test/fixtures/model_repository/`. */
@@ -344,6 +423,7 @@ function fixtureModels(): ModelFiles[] {
   }
   return [
     ...identityFixtures(),
+    ...sequenceFixtures(),
     {
       name: "add_sub_fp32",
       versions: one(addSubModel(DataType.FLOAT, [4], { graphName: "add_sub_fp32" })),

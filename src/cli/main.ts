@@ -7,6 +7,9 @@ import { defaultBackends } from "../index.js";
 import { Logger, type LogFormat } from "../core/logger.js";
 import { InferenceServer, type ModelControlMode } from "../core/server.js";
 import { HttpFrontend } from "../frontends/http/http-server.js";
+import { GrpcFrontend, readTlsFiles } from "../frontends/grpc/grpc-server.js";
+import { MetricsFrontend } from "../frontends/metrics/metrics-frontend.js";
+import { parseMetricsConfig } from "../frontends/metrics/metrics-config.js";
 import { FLAGS, parseBackendConfig, parseFlags, usage, type FlagValues } from "./flags.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -92,6 +95,37 @@ async function main(argv: string[]): Promise<number> {
       });
       await http.listen();
       closers.push(http);
+    }
+    if (flags["allow-grpc"]) {
+      const mutual = flags["grpc-use-ssl-mutual"] as boolean;
+      const grpc = new GrpcFrontend(core, {
+        address: String(flags["grpc-address"]),
+        port: flags["grpc-port"] as number,
+        maxMessageSize: flags["grpc-max-message-size"] as number,
+        keepalive: {
+          timeMs: flags["grpc-keepalive-time"] as number,
+          timeoutMs: flags["grpc-keepalive-timeout"] as number,
+          maxConnectionAgeMs: flags["grpc-max-connection-age"] as number,
+          maxConnectionAgeGraceMs: flags["grpc-max-connection-age-grace"] as number,
+        },
+        tls: flags["grpc-use-ssl"] || mutual
+          ? await readTlsFiles({ serverCert: flags["grpc-server-cert"] as string | undefined, serverKey: flags["grpc-server-key"] as string | undefined, rootCert: flags["grpc-root-cert"] as string | undefined, mutual })
+          : undefined,
+      });
+      await grpc.listen();
+      closers.push(grpc);
+    }
+    if (flags["allow-metrics"]) {
+      const metrics = new MetricsFrontend(core, {
+        address: String(flags["metrics-address"]),
+        port: flags["metrics-port"] as number,
+        allowCpuMetrics: flags["allow-cpu-metrics"] as boolean,
+        allowGpuMetrics: flags["allow-gpu-metrics"] as boolean,
+        intervalMs: flags["metrics-interval-ms"] as number,
+        config: parseMetricsConfig((flags["metrics-config"] as string[] | undefined) ?? [], (m) => logger.warn("main.ts", m)),
+      });
+      await metrics.listen();
+      closers.push(metrics);
     }
   } catch (e) {
     logger.error("main.ts", `failed to start a frontend: ${(e as Error).message}`);

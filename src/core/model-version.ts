@@ -2,9 +2,10 @@ import type { BackendInstance, BackendModel } from "./backend.js";
 import { classify } from "./classification.js";
 import { elementCount } from "./datatypes.js";
 import { TritonError, internal } from "./errors.js";
-import type { InferenceRequest, InferenceResponse } from "./inference.js";
+import type { ExecutionTimings, InferenceRequest, InferenceResponse } from "./inference.js";
 import type { ModelConfig } from "./model-config.js";
 import type { ModelSpec } from "./model-spec.js";
+import { executionChannel, requestChannel, type FailureReason, type InferenceRequestEvent, type ModelExecutionEvent } from "./observability/events.js";
 import { prepareRequest, requestIdPrefix } from "./request-validator.js";
 import type { Scheduler } from "./scheduler.js";
 import { ModelStatistics } from "./statistics.js";
@@ -37,9 +38,12 @@ export class ModelVersion {
     private readonly scheduler: Scheduler,
   ) {}
 
-  /** Requests queued or executing. */
+  /**
+   * Requests waiting in the scheduler for an instance, not yet executing:
+   * Triton's `nv_inference_pending_request_count`.
+   */
   get pendingRequests(): number {
-    return this.scheduler.pending;
+    return this.scheduler.queued;
   }
 
   /** Requests accepted and not yet answered (includes validation and post-processing). */
@@ -51,25 +55,28 @@ export class ModelVersion {
     const start = process.hrtime.bigint();
     this.inflight++;
     try {
-      let prepared;
-      try {
-        prepared = prepareRequest(this.spec, req);
-      } catch (e) {
-        this.stats.recordFailure(Number(process.hrtime.bigint() - start), "REJECTED");
-        throw e;
-      }
+      // A request refused by validation never reaches the scheduler and, as in
+      // Triton (which fails it before its statistics start), is not counted.
+      const prepared = prepareRequest(this.spec, req);
+      const n = prepared.batchSize;
       const outcome = await this.scheduler.enqueue(prepared, req.signal);
       if ("error" in outcome) {
-        this.stats.recordFailure(Number(process.hrtime.bigint() - start), outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
+        this.finished(req, start, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
         throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
       }
-      const { result } = outcome;
+      const { result, timings } = outcome;
       if (result.error) {
-        this.stats.recordFailure(Number(process.hrtime.bigint() - start), "BACKEND");
+        this.finished(req, start, n, outcome.queueNs, timings, "BACKEND");
         throw new TritonError(result.error.code, requestIdPrefix(req.id) + result.error.message);
       }
-      const outputs = this.finishOutputs(result.outputs, prepared.batch.outputNames, prepared.classification);
-      this.stats.recordSuccess(Number(process.hrtime.bigint() - start), outcome.queueNs, Date.now());
+      let outputs: Tensor[];
+      try {
+        outputs = this.finishOutputs(result.outputs, prepared.batch.outputNames, prepared.classification);
+      } catch (e) {
+        this.finished(req, start, n, outcome.queueNs, timings, "BACKEND");
+        throw e;
+      }
+      this.finished(req, start, n, outcome.queueNs, timings, undefined);
       const response: InferenceResponse = { model_name: this.name, model_version: String(this.version), outputs };
       if (req.id !== undefined && req.id !== "") response.id = req.id;
       return response;
@@ -78,9 +85,52 @@ export class ModelVersion {
     }
   }
 
-  /** Records one execution reported by the scheduler. */
+  /** Records one execution reported by the scheduler and tells observers. */
   recordExecution(batchSize: number, inputNs: number, inferNs: number, outputNs: number): void {
-    this.stats.recordExecution(batchSize, inputNs, inferNs, outputNs);
+    this.stats.recordExecution(batchSize, inputNs, inferNs, outputNs, Date.now());
+    if (executionChannel.hasSubscribers) {
+      const event: ModelExecutionEvent = {
+        model: this.name,
+        version: String(this.version),
+        source: this,
+        batchSize,
+        computeInputNs: inputNs,
+        computeInferNs: inferNs,
+        computeOutputNs: outputNs,
+      };
+      executionChannel.publish(event);
+    }
+  }
+
+  /**
+   * Counts a request that reached the scheduler (statistics extension) and
+   * publishes it for metrics and tracing (observability/events.ts).
+   * `reason` is set when it failed.
+   */
+  private finished(req: InferenceRequest, start: bigint, batchSize: number, queueNs: number, timings: ExecutionTimings | undefined, reason: FailureReason | undefined): void {
+    const totalNs = Number(process.hrtime.bigint() - start);
+    const inputNs = timings?.computeInputNs ?? 0;
+    const inferNs = timings?.computeInferNs ?? 0;
+    const outputNs = timings?.computeOutputNs ?? 0;
+    if (reason) this.stats.recordFailure(totalNs, reason);
+    else this.stats.recordSuccess(totalNs, queueNs, batchSize, inputNs, inferNs, outputNs);
+    if (requestChannel.hasSubscribers) {
+      const event: InferenceRequestEvent = {
+        model: this.name,
+        version: String(this.version),
+        source: this,
+        id: req.id,
+        success: reason === undefined,
+        reason,
+        batchSize,
+        totalNs,
+        queueNs,
+        computeInputNs: inputNs,
+        computeInferNs: inferNs,
+        computeOutputNs: outputNs,
+      };
+      requestChannel.publish(event);
+    }
   }
 
   /**

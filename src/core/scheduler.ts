@@ -62,6 +62,11 @@ export abstract class Scheduler {
     });
   }
 
+  /** Requests waiting for an instance (Triton's pending request count). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   /** Requests waiting or executing. */
   get pending(): number {
     return this.queue.length + this.busy;
@@ -104,7 +109,8 @@ export abstract class Scheduler {
     const size = batch.reduce((n, q) => n + q.prepared.batchSize, 0);
     try {
       const { results, timings } = await instance.execute(batch.map((q) => q.prepared.batch));
-      this.onExecution(size, timings);
+      // As Triton's backends do, an execution that answered no request is not counted.
+      if (results.some((r) => r && !r.error)) this.onExecution(size, timings);
       batch.forEach((q, i) => {
         const result = results[i] ?? { error: { code: "INTERNAL", message: `instance ${instance.name} returned no result` } };
         q.settle({ result, queueNs: Number(start - q.enqueuedNs), batchSize: size, timings });

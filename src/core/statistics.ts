@@ -1,3 +1,5 @@
+import type { FailureReason } from "./observability/events.js";
+
 /**
  * Per-model-version counters behind Triton's statistics extension. Times are
  * nanoseconds. Everything here is measured by core on the request path; the
@@ -31,28 +33,38 @@ export class ModelStatistics {
   readonly cacheHit = d();
   readonly cacheMiss = d();
   /** Failures by Triton's metric reason: REJECTED, CANCELED, BACKEND, OTHER. */
-  readonly failuresByReason = new Map<string, number>();
+  readonly failuresByReason = new Map<FailureReason, number>();
   readonly batches = new Map<number, BatchStat>();
 
-  /** One request finished successfully, `totalNs` after it arrived. */
-  recordSuccess(totalNs: number, queueNs: number, nowMs: number): void {
+  /**
+   * One request finished successfully, `totalNs` after it arrived. As in
+   * Triton, the inference count and the per-request compute times are counted
+   * here, per successful request: each request of a batch is charged the whole
+   * execution's compute times, and `inferenceCount` adds the request's own
+   * batch size.
+   */
+  recordSuccess(totalNs: number, queueNs: number, batchSize: number, inputNs: number, inferNs: number, outputNs: number): void {
+    this.inferenceCount += batchSize;
     add(this.success, totalNs);
     add(this.queue, queueNs);
-    this.lastInference = nowMs;
+    add(this.computeInput, inputNs);
+    add(this.computeInfer, inferNs);
+    add(this.computeOutput, outputNs);
   }
 
-  recordFailure(totalNs: number, reason: "REJECTED" | "CANCELED" | "BACKEND" | "OTHER"): void {
+  /** One request failed after reaching the scheduler. */
+  recordFailure(totalNs: number, reason: FailureReason): void {
     add(this.fail, totalNs);
     this.failuresByReason.set(reason, (this.failuresByReason.get(reason) ?? 0) + 1);
   }
 
-  /** One backend execution of `batchSize` inferences. */
-  recordExecution(batchSize: number, inputNs: number, inferNs: number, outputNs: number): void {
+  /**
+   * One backend execution of `batchSize` inferences that answered at least
+   * one request (Triton's batch statistics; `last_inference` moves here).
+   */
+  recordExecution(batchSize: number, inputNs: number, inferNs: number, outputNs: number, nowMs: number): void {
     this.executionCount++;
-    this.inferenceCount += batchSize;
-    add(this.computeInput, inputNs);
-    add(this.computeInfer, inferNs);
-    add(this.computeOutput, outputNs);
+    this.lastInference = nowMs;
     let b = this.batches.get(batchSize);
     if (!b) {
       b = { batch_size: batchSize, compute_input: d(), compute_infer: d(), compute_output: d() };

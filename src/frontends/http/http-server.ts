@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
-import { asTritonError, invalidArg } from "../../core/errors.js";
+import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { pickEncoding, readBody } from "./body.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
@@ -106,8 +106,10 @@ export class HttpFrontend {
       case "model_metadata":
         return this.sendJson(req, res, 200, core.modelMetadata(m.model!, m.version));
       case "model_ready":
-        // getModel throws Triton's not-found / not-ready errors with their statuses.
-        core.getModel(m.model!, m.version);
+        // As Triton's HandleModelReady: an unknown model or version is simply
+        // "not ready" (400), as gRPC's ModelReady answers ready=false.
+        if (!core.isLive()) throw unavailable("Server not ready");
+        if (!core.isModelReady(m.model!, m.version)) throw invalidArg("Model version not ready");
         return this.sendEmpty(res, 200);
       case "model_config":
         return this.sendJson(req, res, 200, core.modelConfigJson(m.model!, m.version));

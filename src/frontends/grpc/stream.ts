@@ -1,0 +1,125 @@
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { asTritonError } from "../../core/errors.js";
+import type { InferenceServer } from "../../core/server.js";
+import {
+  ModelInferResponseSchema,
+  ModelStreamInferResponseSchema,
+  type ModelInferRequest,
+  type ModelStreamInferResponse,
+} from "../../gen/inference/grpc_service_pb.js";
+import { decodeInferRequest, encodeInferResponse, type OutputContents } from "./infer-codec.js";
+import { toServiceError } from "./status.js";
+
+type StreamCall = ServerDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
+
+/**
+ * `ModelStreamInfer`: a bidirectional stream of requests and responses.
+ *
+ * Requests run concurrently; responses are written in the order the
+ * requests arrived (Triton's order for models that are not decoupled), each
+ * carrying its request's id. A failed request becomes a response with
+ * `error_message` set and the id echoed, and the stream goes on — unless the
+ * client sent the `triton_grpc_error: true` header, in which case the first
+ * error ends the stream with its gRPC status, as Triton does.
+ *
+ * Cancelling the stream (client gone, deadline) aborts every request still
+ * queued in core. Writes respect the stream's flow control.
+ */
+export function handleModelStreamInfer(core: InferenceServer, outputContents: OutputContents, call: StreamCall): void {
+  // One controller per request (a long-lived stream must not pile listeners
+  // onto one signal); cancelling the stream aborts those still in flight.
+  const inflight = new Set<AbortController>();
+  const abortAll = () => {
+    for (const a of inflight) a.abort();
+  };
+  const grpcErrorMode = String(call.metadata.get("triton_grpc_error")[0] ?? "").toLowerCase() === "true";
+  let writeChain: Promise<void> = Promise.resolve();
+  let pending = 0;
+  let readDone = false;
+  let finished = false;
+
+  const finish = (error?: unknown) => {
+    if (finished) return;
+    finished = true;
+    if (error !== undefined) call.emit("error", toServiceError(error));
+    else call.end();
+  };
+  const maybeEnd = () => {
+    if (readDone && pending === 0) finish();
+  };
+
+  const write = async (msg: ModelStreamInferResponse): Promise<void> => {
+    if (finished || call.cancelled) return;
+    if (call.write(msg)) return;
+    // Flow control: wait until the client has read what is buffered.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        call.off("drain", done);
+        call.off("cancelled", done);
+        call.off("close", done);
+        resolve();
+      };
+      call.on("drain", done);
+      call.on("cancelled", done);
+      call.on("close", done);
+    });
+  };
+
+  call.on("data", (msg: ModelInferRequest) => {
+    if (finished) return;
+    pending++;
+    const abort = new AbortController();
+    inflight.add(abort);
+    const result = run(core, msg, abort.signal, outputContents).finally(() => inflight.delete(abort));
+    writeChain = writeChain.then(async () => {
+      const r = await result;
+      if ("error" in r) {
+        if (grpcErrorMode) {
+          abortAll();
+          finish(r.error);
+          return;
+        }
+        await write(
+          create(ModelStreamInferResponseSchema, {
+            errorMessage: asTritonError(r.error).message,
+            inferResponse: create(ModelInferResponseSchema, { id: msg.id }),
+          }),
+        );
+      } else {
+        await write(create(ModelStreamInferResponseSchema, { inferResponse: r.response }));
+      }
+      pending--;
+      maybeEnd();
+    });
+  });
+  call.on("end", () => {
+    readDone = true;
+    void writeChain.then(maybeEnd);
+  });
+  call.on("cancelled", () => {
+    finished = true;
+    abortAll();
+  });
+  call.on("error", () => {
+    // Deserialization failures and resets end the call; drop what is queued.
+    abortAll();
+  });
+}
+
+async function run(
+  core: InferenceServer,
+  msg: ModelInferRequest,
+  signal: AbortSignal,
+  outputContents: OutputContents,
+): Promise<{ response: ReturnType<typeof encodeInferResponse> } | { error: unknown }> {
+  try {
+    core.getModel(msg.modelName, msg.modelVersion || undefined);
+    const decoded = decodeInferRequest(msg);
+    decoded.request.signal = signal;
+    const response = await core.infer(decoded.request);
+    return { response: encodeInferResponse(response, decoded.typedInput, outputContents) };
+  } catch (error) {
+    return { error };
+  }
+}

@@ -62,6 +62,20 @@ async function main(argv: string[]): Promise<number> {
   for (const cfg of Object.values(backendConfig)) {
     if (cfg["default-max-batch-size"]) (backendConfig["*"] ??= {})["default-max-batch-size"] = cfg["default-max-batch-size"];
   }
+  const rateLimit = String(flags["rate-limit"]);
+  if (rateLimit !== "off" && rateLimit !== "execution_count") {
+    process.stderr.write(`error: invalid --rate-limit '${rateLimit}'; expected off or execution_count\n`);
+    return 2;
+  }
+  let cacheBytes = flags["response-cache-byte-size"] as number;
+  for (const entry of (flags["cache-config"] as string[]) ?? []) {
+    const m = /^local,size=(\d+)$/.exec(entry);
+    if (!m) {
+      process.stderr.write(`error: unsupported --cache-config '${entry}'; expected local,size=<bytes>\n`);
+      return 2;
+    }
+    cacheBytes = Number(m[1]);
+  }
   const core = new InferenceServer({
     modelRepositories: repos,
     backends: defaultBackends(),
@@ -72,6 +86,9 @@ async function main(argv: string[]): Promise<number> {
     modelControlMode: mode,
     startupModels: (flags["load-model"] as string[]) ?? [],
     modelLoadThreadCount: flags["model-load-thread-count"] as number,
+    rateLimit,
+    rateLimitResources: (flags["rate-limit-resource"] as string[]) ?? [],
+    responseCacheBytes: cacheBytes,
     repositoryPollSecs: flags["repository-poll-secs"] as number,
     modelLoadOnDemand: flags["model-load-on-demand"] as boolean,
     modelMemoryBudget: flags["model-memory-budget"] as number,

@@ -1,7 +1,7 @@
 import type { BackendInstance } from "./backend.js";
-import { Scheduler, type ExecutionObserver, type QueuedRequest } from "./scheduler.js";
+import { Scheduler, type ExecutionObserver, type QueuedRequest, type SchedulerOptions } from "./scheduler.js";
 
-export interface DynamicBatcherOptions {
+export interface DynamicBatcherOptions extends SchedulerOptions {
   maxBatchSize: number;
   preferredBatchSizes: number[];
   maxQueueDelayUs: number;
@@ -9,44 +9,48 @@ export interface DynamicBatcherOptions {
 
 /**
  * Triton's dynamic batcher: combines queued requests of a model into one
- * execution of up to `max_batch_size`. A batch leaves as soon as it is full or
- * reaches a preferred size; otherwise it waits until its oldest request has
- * waited `max_queue_delay_microseconds` (0: take whatever is queued now).
- * Requests whose non-batch shapes differ cannot share a batch; the first one
- * that does not fit starts the next batch.
+ * execution of up to `max_batch_size`, in queue order (priority level, then
+ * arrival). A batch leaves as soon as it is full or reaches a preferred
+ * size; otherwise it waits until its oldest request has waited
+ * `max_queue_delay_microseconds` (0: take whatever is queued now). Requests
+ * whose non-batch shapes differ cannot share a batch; the first one that
+ * does not fit ends the batch.
  */
 export class DynamicBatcher extends Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private readonly preferred: Set<number>;
 
   constructor(modelName: string, instances: BackendInstance[], onExecution: ExecutionObserver, private readonly options: DynamicBatcherOptions) {
-    super(modelName, instances, onExecution);
+    super(modelName, instances, onExecution, options);
     this.preferred = new Set(options.preferredBatchSizes);
   }
 
-  protected takeBatch(): QueuedRequest[] | undefined {
-    const head = this.queue[0];
+  protected takeBatch(pipelined: boolean): QueuedRequest[] | undefined {
+    const head = this.queue.first();
     if (!head) return undefined;
+    const batch: QueuedRequest[] = [];
     let total = 0;
-    let count = 0;
-    let ready = false;
-    for (const q of this.queue) {
-      if (count > 0 && !sameShapes(head, q)) {
-        ready = true; // the batch cannot grow past an incompatible request
+    let full = false;
+    for (const q of this.queue.ordered()) {
+      if (batch.length > 0 && !sameShapes(head, q)) {
+        full = true; // the batch cannot grow past an incompatible request
         break;
       }
       if (total + q.prepared.batchSize > this.options.maxBatchSize) {
-        ready = true;
+        full = true;
         break;
       }
+      batch.push(q);
       total += q.prepared.batchSize;
-      count++;
       if (total === this.options.maxBatchSize) {
-        ready = true;
+        full = true;
         break;
       }
     }
-    if (this.preferred.has(total)) ready = true;
+    const ready = full || this.preferred.has(total);
+    // Behind a running batch, keep gathering unless the batch is already complete:
+    // the requests that arrive meanwhile make a larger batch.
+    if (pipelined && !ready) return undefined;
     const waitedUs = Number(process.hrtime.bigint() - head.enqueuedNs) / 1000;
     if (!ready && waitedUs < this.options.maxQueueDelayUs) {
       this.arm(this.options.maxQueueDelayUs - waitedUs);
@@ -56,7 +60,7 @@ export class DynamicBatcher extends Scheduler {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    return this.queue.splice(0, count);
+    return batch;
   }
 
   private arm(us: number): void {

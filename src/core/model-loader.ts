@@ -7,6 +7,8 @@ import {
   ModelOptimizationPolicy_PinnedMemoryBufferSchema,
   ModelInstanceGroup_Kind,
   ModelVersionPolicySchema,
+  ModelQueuePolicy_TimeoutAction,
+  type ModelQueuePolicy,
   type ModelConfig,
 } from "../gen/inference/model_config_pb.js";
 import type { Backend, BackendInstance, BackendModel } from "./backend.js";
@@ -17,7 +19,11 @@ import { emptyModelConfig, parseModelConfig } from "./model-config.js";
 import { buildModelSpec, instanceKindName, validateModelConfig } from "./model-spec.js";
 import { ModelVersion } from "./model-version.js";
 import { runWarmup } from "./warmup.js";
-import { DefaultScheduler, type ExecutionObserver, type Scheduler } from "./scheduler.js";
+import { RateLimitedInstance, type RateLimiter } from "./rate-limiter.js";
+import { NO_POLICY, type QueuePolicy } from "./request-queue.js";
+import type { ResponseCache } from "./response-cache.js";
+import { DefaultScheduler, type ExecutionObserver, type RequestScheduler } from "./scheduler.js";
+import { SequenceBatcher } from "./sequence-batcher.js";
 
 /** What the loader needs from the server's options. */
 export interface LoaderOptions {
@@ -27,6 +33,10 @@ export interface LoaderOptions {
   defaultMaxBatchSize: number;
   backendConfig: Readonly<Record<string, Readonly<Record<string, string>>>>;
   logger: Logger;
+  /** Set with `--rate-limit=execution_count`. */
+  rateLimiter?: RateLimiter;
+  /** Set with `--cache-config local,size=<bytes>`. */
+  responseCache?: ResponseCache;
 }
 
 /** A backend may state how many CPU instances a model gets by default. */
@@ -128,13 +138,20 @@ export async function loadModelVersion(
     const spec = await buildModelSpec(config, dir);
     for (const [gi, group] of config.instanceGroup.entries()) {
       for (let i = 0; i < group.count; i++) {
-        instances.push(
-          await backendModel.createInstance(config, {
-            name: `${group.name}_${gi}_${i}`,
-            kind: instanceKindName(group.kind),
-            deviceId: 0,
-          }),
-        );
+        let instance = await backendModel.createInstance(config, {
+          name: `${group.name}_${gi}_${i}`,
+          kind: instanceKindName(group.kind),
+          deviceId: 0,
+        });
+        // With --rate-limit=execution_count, an instance runs only when its resources are free.
+        if (options.rateLimiter && group.rateLimiter) {
+          const rl = group.rateLimiter;
+          instance = new RateLimitedInstance(instance, options.rateLimiter, {
+            resources: rl.resources.map((r) => ({ name: r.name, global: r.global, count: r.count })),
+            priority: rl.priority,
+          });
+        }
+        instances.push(instance);
       }
     }
     // Warm-up runs on every instance before the version can be READY.
@@ -143,8 +160,12 @@ export async function loadModelVersion(
     let mv: ModelVersion | undefined;
     const onExecution: ExecutionObserver = (n, t) =>
       mv?.recordExecution(n, t?.computeInputNs ?? 0, t?.computeInferNs ?? 0, t?.computeOutputNs ?? 0);
-    const scheduler = makeScheduler(config, instances, onExecution);
-    mv = new ModelVersion(name, version, config, spec, backend.name, backendModel, instances, scheduler);
+    const scheduler = makeScheduler(config, dir, instances, onExecution);
+    const cache = config.responseCache?.enable ? options.responseCache : undefined;
+    if (config.responseCache?.enable && !cache) {
+      options.logger.warn("model_loader.ts", `model '${name}' enables response_cache but the server has no cache (--cache-config local,size=<bytes>)`);
+    }
+    mv = new ModelVersion(name, version, config, spec, backend.name, backendModel, instances, scheduler, cache);
     return mv;
   } catch (e) {
     await Promise.allSettled(instances.map((i) => i.release()));
@@ -153,13 +174,36 @@ export async function loadModelVersion(
   }
 }
 
-function makeScheduler(config: ModelConfig, instances: BackendInstance[], onExecution: ExecutionObserver): Scheduler {
-  if (config.schedulingChoice.case === "dynamicBatching" && config.maxBatchSize > 0) {
-    const db = config.schedulingChoice.value;
+function makeScheduler(config: ModelConfig, dir: string, instances: BackendInstance[], onExecution: ExecutionObserver): RequestScheduler {
+  const choice = config.schedulingChoice;
+  if (choice.case === "sequenceBatching") return new SequenceBatcher(config, dir, instances, onExecution);
+  if (choice.case === "dynamicBatching" && config.maxBatchSize > 0) {
+    const db = choice.value;
+    const policy = (p: ModelQueuePolicy | undefined): QueuePolicy =>
+      p
+        ? {
+            timeoutAction: p.timeoutAction === ModelQueuePolicy_TimeoutAction.DELAY ? "DELAY" : "REJECT",
+            defaultTimeoutUs: Number(p.defaultTimeoutMicroseconds),
+            allowTimeoutOverride: p.allowTimeoutOverride,
+            maxQueueSize: p.maxQueueSize,
+          }
+        : NO_POLICY;
+    const levels = Number(db.priorityLevels);
+    const defaultLevel = Number(db.defaultPriorityLevel);
+    if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels)) {
+      throw invalidArg(`model '${config.name}': default_priority_level must be in [1, ${levels}], got ${defaultLevel}`);
+    }
     return new DynamicBatcher(config.name, instances, onExecution, {
       maxBatchSize: config.maxBatchSize,
       preferredBatchSizes: db.preferredBatchSize,
       maxQueueDelayUs: Number(db.maxQueueDelayMicroseconds),
+      preserveOrdering: db.preserveOrdering,
+      queue: {
+        priorityLevels: levels,
+        defaultPriorityLevel: defaultLevel,
+        defaultPolicy: policy(db.defaultQueuePolicy),
+        levelPolicies: new Map(Object.entries(db.priorityQueuePolicy).map(([k, v]) => [Number(k), policy(v)])),
+      },
     });
   }
   return new DefaultScheduler(config.name, instances, onExecution);
@@ -195,17 +239,14 @@ function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
 /** Config fields Tritium accepts but does not act on yet: said once, at load. */
 function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
   const ignored: string[] = [];
-  if (config.schedulingChoice.case === "sequenceBatching") ignored.push("sequence_batching");
   if (config.schedulingChoice.case === "ensembleScheduling") ignored.push("ensemble_scheduling");
-  if (config.schedulingChoice.case === "dynamicBatching") {
-    const db = config.schedulingChoice.value;
-    if (db.priorityLevels || db.defaultQueuePolicy || Object.keys(db.priorityQueuePolicy).length) ignored.push("dynamic_batching priority/queue policies");
-    if (db.preserveOrdering) ignored.push("dynamic_batching.preserve_ordering");
+  if (config.schedulingChoice.case === "sequenceBatching") {
+    const sb = config.schedulingChoice.value;
+    if (sb.iterativeSequence) ignored.push("sequence_batching.iterative_sequence");
+    if (sb.strategyChoice.case === "oldest" && sb.strategyChoice.value.preferredBatchSize.length) ignored.push("sequence_batching.oldest.preferred_batch_size");
   }
-  if (config.responseCache?.enable) ignored.push("response_cache");
   if (config.batchInput.length || config.batchOutput.length) ignored.push("batch_input/batch_output");
   if (config.modelTransactionPolicy?.decoupled) ignored.push("model_transaction_policy.decoupled");
-  if (config.instanceGroup.some((g) => g.rateLimiter)) ignored.push("instance_group.rate_limiter");
   if (config.modelRepositoryAgents) ignored.push("model_repository_agents");
   if (ignored.length) logger.warn("model_loader.ts", `model '${config.name}': configuration fields accepted but not acted on yet: ${ignored.join(", ")}`);
 }

@@ -7,7 +7,9 @@ import type { ModelConfig } from "./model-config.js";
 import type { ModelSpec } from "./model-spec.js";
 import { executionChannel, requestChannel, type FailureReason, type InferenceRequestEvent, type ModelExecutionEvent } from "./observability/events.js";
 import { prepareRequest, requestIdPrefix } from "./request-validator.js";
-import type { Scheduler } from "./scheduler.js";
+import { schedulingParams } from "./request-params.js";
+import { ResponseCache } from "./response-cache.js";
+import type { RequestScheduler } from "./scheduler.js";
 import { ModelStatistics } from "./statistics.js";
 import type { Tensor } from "./tensor.js";
 
@@ -35,7 +37,9 @@ export class ModelVersion {
     readonly backendName: string,
     private readonly backendModel: BackendModel,
     private readonly instances: BackendInstance[],
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: RequestScheduler,
+    /** Set when the model enables `response_cache` and the server has a cache. */
+    private readonly cache?: ResponseCache,
   ) {}
 
   /**
@@ -58,8 +62,21 @@ export class ModelVersion {
       // A request refused by validation never reaches the scheduler and, as in
       // Triton (which fails it before its statistics start), is not counted.
       const prepared = prepareRequest(this.spec, req);
+      const params = schedulingParams(req);
       const n = prepared.batchSize;
-      const outcome = await this.scheduler.enqueue(prepared, req.signal);
+      let cacheKey: string | undefined;
+      if (this.cache) {
+        const t0 = process.hrtime.bigint();
+        cacheKey = ResponseCache.key(this.name, this.version, prepared.batch.inputs, req.outputs);
+        const hit = this.cache.get(cacheKey);
+        const lookupNs = Number(process.hrtime.bigint() - t0);
+        if (hit) {
+          this.stats.recordCacheHit(Number(process.hrtime.bigint() - start), lookupNs, Date.now());
+          return this.response(req, hit);
+        }
+        this.stats.recordCacheMiss(lookupNs);
+      }
+      const outcome = await this.scheduler.enqueue(prepared, req.signal, params);
       if ("error" in outcome) {
         this.finished(req, start, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
         throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
@@ -77,12 +94,17 @@ export class ModelVersion {
         throw e;
       }
       this.finished(req, start, n, outcome.queueNs, timings, undefined);
-      const response: InferenceResponse = { model_name: this.name, model_version: String(this.version), outputs };
-      if (req.id !== undefined && req.id !== "") response.id = req.id;
-      return response;
+      if (cacheKey) this.cache!.put(cacheKey, outputs);
+      return this.response(req, outputs);
     } finally {
       this.inflight--;
     }
+  }
+
+  private response(req: InferenceRequest, outputs: Tensor[]): InferenceResponse {
+    const response: InferenceResponse = { model_name: this.name, model_version: String(this.version), outputs };
+    if (req.id !== undefined && req.id !== "") response.id = req.id;
+    return response;
   }
 
   /** Records one execution reported by the scheduler and tells observers. */

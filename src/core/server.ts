@@ -18,6 +18,8 @@ import {
 } from "./model-repository.js";
 import type { ModelState, ModelVersion } from "./model-version.js";
 import type { BatchStat, Duration } from "./statistics.js";
+import { RateLimiter, parseRateLimitResources } from "./rate-limiter.js";
+import { ResponseCache } from "./response-cache.js";
 import { TRITIUM_VERSION } from "./version.js";
 import type { JsonObject } from "@bufbuild/protobuf";
 
@@ -55,13 +57,29 @@ export interface ServerOptions {
    * past it the least recently used models are unloaded. 0: no budget.
    */
   modelMemoryBudget?: number;
+  /** `--rate-limit` (default off). */
+  rateLimit?: "off" | "execution_count";
+  /** `--rate-limit-resource=<name>:<count>[:<device>]`. */
+  rateLimitResources?: string[];
+  /** `--cache-config local,size=<bytes>`: the response cache's capacity; 0 or absent: no cache. */
+  responseCacheBytes?: number;
   /** `--exit-timeout-secs` (default 30): how long stop() waits for in-flight requests. */
   exitTimeoutSecs?: number;
   logger?: Logger;
 }
 
 /** The extensions this server implements, in Triton's order. */
-export const SERVER_EXTENSIONS = ["classification", "model_repository", "model_configuration", "binary_tensor_data", "parameters", "statistics"];
+export const SERVER_EXTENSIONS = [
+  "classification",
+  "sequence",
+  "model_repository",
+  "model_repository(unload_dependents)",
+  "schedule_policy",
+  "model_configuration",
+  "binary_tensor_data",
+  "parameters",
+  "statistics",
+];
 
 /** One entry of the repository index (Triton's JSON shape and key order). */
 export interface RepositoryIndexEntry {
@@ -113,7 +131,7 @@ export class InferenceServer {
   readonly id: string;
   readonly version = TRITIUM_VERSION;
   readonly logger: Logger;
-  private readonly options: Required<Omit<ServerOptions, "logger" | "id">>;
+  private readonly options: Required<Omit<ServerOptions, "logger" | "id" | "rateLimit" | "responseCacheBytes">> & Pick<ServerOptions, "rateLimit" | "responseCacheBytes">;
   private readonly loader: LoaderOptions;
   private readonly models = new Map<string, ModelEntry>();
   private repoModels = new Map<string, RepositoryModel>();
@@ -141,9 +159,14 @@ export class InferenceServer {
       repositoryPollSecs: options.repositoryPollSecs ?? 15,
       modelLoadOnDemand: options.modelLoadOnDemand ?? false,
       modelMemoryBudget: options.modelMemoryBudget ?? 0,
+      rateLimit: options.rateLimit,
+      rateLimitResources: options.rateLimitResources ?? [],
+      responseCacheBytes: options.responseCacheBytes,
     };
     const defaultMaxBatchSize = Number(this.options.backendConfig["*"]?.["default-max-batch-size"] ?? 4);
     this.loader = {
+      rateLimiter: options.rateLimit === "execution_count" ? new RateLimiter(parseRateLimitResources(options.rateLimitResources ?? [])) : undefined,
+      responseCache: options.responseCacheBytes ? new ResponseCache(options.responseCacheBytes) : undefined,
       backends: this.options.backends,
       autoCompleteConfig: this.options.autoCompleteConfig,
       defaultMaxBatchSize,
@@ -637,10 +660,11 @@ export class InferenceServer {
       ["model_control_mode", `MODE_${this.options.modelControlMode.toUpperCase()}`],
       ...this.options.startupModels.map((m, i) => [`startup_models_${i}`, m]),
       ["strict_model_config", this.options.autoCompleteConfig ? "0" : "1"],
-      ["rate_limit", "OFF"],
+      ["rate_limit", this.loader.rateLimiter ? "EXEC_COUNT" : "OFF"],
+      ...(this.options.rateLimitResources ?? []).map((r, i) => [`rate_limit_resource[${i}]`, r]),
       ["strict_readiness", this.options.strictReadiness ? "1" : "0"],
       ["exit_timeout", String(this.options.exitTimeoutSecs)],
-      ["cache_enabled", "0"],
+      ["cache_enabled", this.loader.responseCache ? "1" : "0"],
     ];
     this.logger.table("server.ts", renderTable(["Option", "Value"], opts));
   }

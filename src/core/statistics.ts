@@ -53,6 +53,21 @@ export class ModelStatistics {
   }
 
   /** One request failed after reaching the scheduler. */
+  /**
+   * A request answered from the response cache: a success with no queue or
+   * compute time, counted in cache_hit (Triton's UpdateSuccessCacheHit).
+   */
+  recordCacheHit(totalNs: number, lookupNs: number, nowMs: number): void {
+    add(this.success, totalNs);
+    add(this.cacheHit, lookupNs);
+    this.lastInference = nowMs;
+  }
+
+  /** A cache lookup that missed, and the time spent looking and inserting. */
+  recordCacheMiss(ns: number): void {
+    add(this.cacheMiss, ns);
+  }
+
   recordFailure(totalNs: number, reason: FailureReason): void {
     add(this.fail, totalNs);
     this.failuresByReason.set(reason, (this.failuresByReason.get(reason) ?? 0) + 1);

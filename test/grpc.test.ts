@@ -626,50 +626,67 @@ describe("gRPC frontend: cancellation and explicit model control", () => {
     rawInputContents: [i32([Number(id.replace(/\D/g, "")) || 0])],
   });
   const gateStats = () => s.core.statistics("gate").model_stats[0]!;
-  const inflight = () => s.core.getModel("gate").inflightRequests;
+  const model = () => s.core.getModel("gate");
+
+  /**
+   * Starts calls until one waits in the scheduler's queue (the instance takes
+   * as many as its pipeline holds); returns the executing ones and the queued one.
+   */
+  async function fillThenQueue<T>(start: (id: string) => T): Promise<{ executing: T[]; queued: T }> {
+    const executing: T[] = [];
+    for (let i = 0; i < 8; i++) {
+      const before = gate.waiting.length;
+      const call = start(`q${i}`);
+      await until(() => gate.waiting.length > before || model().pendingRequests > 0, "the request to execute or queue");
+      if (model().pendingRequests > 0) return { executing, queued: call };
+      executing.push(call);
+    }
+    throw new Error("no request ever queued");
+  }
 
   it("drops a queued ModelInfer from core when the client cancels it", async () => {
-    const first = c.start(S.modelInfer, gateRequest("r1"));
-    await until(() => gate.waiting.length === 1, "the first request to execute");
-    const second = c.start(S.modelInfer, gateRequest("r2"));
-    await until(() => inflight() === 2, "the second request to queue");
+    const executed = gate.executed;
+    const { executing, queued } = await fillThenQueue((id) => c.start(S.modelInfer, gateRequest(id)));
     const failedBefore = gateStats().inference_stats.fail!.count;
-    second.call.cancel();
-    const err = await grpcError(second.response);
+    queued.call.cancel();
+    const err = await grpcError(queued.response);
     assert.equal(err.code, status.CANCELLED);
-    await until(() => inflight() === 1, "the cancelled request to leave core");
+    await until(() => model().pendingRequests === 0 && model().inflightRequests === executing.length, "the cancelled request to leave core");
     assert.equal(gateStats().inference_stats.fail!.count, failedBefore + 1);
     gate.releaseAll();
-    const res = await first.response;
-    assert.equal(res.id, "r1");
-    assert.equal(gate.executed, 1, "the cancelled request never executed");
+    for (const e of executing) assert.match((await e.response).id, /^q\d$/);
+    assert.equal(gate.executed, executed + executing.length, "the cancelled request never executed");
   });
 
   it("drops a queued ModelInfer whose deadline passes", async () => {
     const executed = gate.executed;
-    const first = c.start(S.modelInfer, gateRequest("r3"));
-    await until(() => gate.waiting.length === 1, "the first request to execute");
-    const err = await grpcError(c.unary(S.modelInfer, gateRequest("r4"), { deadline: Date.now() + 300 }));
+    // Every call gets the deadline; only the queued one can be dropped before it runs.
+    const deadline = Date.now() + 1000;
+    const { executing, queued } = await fillThenQueue((id) => {
+      const started = c.start(S.modelInfer, gateRequest(id), { deadline });
+      started.response.catch(() => undefined); // executing calls expire client-side too
+      return started;
+    });
+    const err = await grpcError(queued.response);
     assert.equal(err.code, status.DEADLINE_EXCEEDED);
-    await until(() => inflight() === 1, "the expired request to leave core");
+    await until(() => model().pendingRequests === 0, "the expired request to leave the queue");
     gate.releaseAll();
-    await first.response;
-    assert.equal(gate.executed, executed + 1);
+    await Promise.allSettled(executing.map((e) => e.response));
+    assert.equal(gate.executed, executed + executing.length, "the expired request never executed");
   });
 
   it("drops the queued requests of a cancelled stream", async () => {
     const executed = gate.executed;
     const stream = c.stream(S.modelStreamInfer);
     stream.on("error", () => undefined);
-    stream.write(gateRequest("s1"));
-    stream.write(gateRequest("s2"));
-    stream.write(gateRequest("s3"));
-    await until(() => inflight() === 3 && gate.waiting.length === 1, "three stream requests in core");
+    const { executing } = await fillThenQueue((id) => stream.write(gateRequest(id)));
+    stream.write(gateRequest("q9"));
+    await until(() => model().pendingRequests === 2, "two stream requests queued");
     stream.cancel();
-    await until(() => inflight() === 1, "the queued stream requests to leave core");
+    await until(() => model().pendingRequests === 0, "the queued stream requests to leave core");
     gate.releaseAll();
-    await until(() => inflight() === 0, "the executing request to finish");
-    assert.equal(gate.executed, executed + 1);
+    await until(() => model().inflightRequests === 0, "the executing requests to finish");
+    assert.equal(gate.executed, executed + executing.length);
   });
 
   it("loads and unloads models in explicit mode", async () => {

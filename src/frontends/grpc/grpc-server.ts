@@ -1,5 +1,4 @@
 import fs from "node:fs/promises";
-import net, { type AddressInfo } from "node:net";
 import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import type { InferenceServer } from "../../core/server.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -64,7 +63,6 @@ export class GrpcFrontend {
   private readonly server: Server;
   private readonly host: string;
   private readonly port: number;
-  private tcp?: net.Server;
 
   constructor(private readonly core: InferenceServer, private readonly options: GrpcFrontendOptions = {}) {
     const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -85,47 +83,30 @@ export class GrpcFrontend {
     this.port = options.port ?? 8001;
   }
 
-  /**
-   * Starts listening; resolves with the bound port.
-   *
-   * The TCP listener is ours, with Nagle's algorithm off: a gRPC answer is
-   * several small writes (headers, message, trailers) and @grpc/grpc-js's own
-   * listener leaves Nagle on, which holds them for the client's delayed ACK
-   * (about 40 ms on Linux) and caps a connection at a few hundred calls per
-   * second. Connections are handed to @grpc/grpc-js, which does TLS and HTTP/2.
-   */
+  /** Starts listening; resolves with the bound port. */
   async listen(): Promise<number> {
     const tls = this.options.tls;
     const credentials = tls
       ? ServerCredentials.createSsl(tls.rootCerts ?? null, [{ cert_chain: tls.certChain, private_key: tls.privateKey }], tls.mutual === true)
       : ServerCredentials.createInsecure();
-    const injector = this.server.createConnectionInjector(credentials);
-    const tcp = net.createServer({ noDelay: true }, (socket) => {
-      // A connection reset before HTTP/2 takes the socket over must not take the process down.
-      socket.on("error", () => undefined);
-      injector.injectConnection(socket);
+    const host = this.host.includes(":") ? `[${this.host}]` : this.host;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${host}:${this.port}`, credentials, (err, p) => {
+        if (err) reject(new Error(`failed to start the gRPC service at ${host}:${this.port}: ${err.message}`));
+        else resolve(p);
+      });
     });
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", (e) => reject(new Error(`failed to start the gRPC service at ${this.host}:${this.port}: ${e.message}`)));
-      tcp.listen(this.port, this.host, () => resolve());
-    });
-    tcp.on("error", (e) => this.core.logger.error("grpc_server.ts", `gRPC listener error: ${e.message}`));
-    this.tcp = tcp;
-    const port = (tcp.address() as AddressInfo).port;
-    const where = `${this.host.includes(":") ? `[${this.host}]` : this.host}:${port}`;
-    this.core.logger.info("grpc_server.ts", `Started GRPCInferenceService at ${where}${tls ? (tls.mutual ? " (TLS, client certificates required)" : " (TLS)") : ""}`);
+    this.core.logger.info("grpc_server.ts", `Started GRPCInferenceService at ${host}:${port}${tls ? (tls.mutual ? " (TLS, client certificates required)" : " (TLS)") : ""}`);
     return port;
   }
 
   /** Stops accepting connections and calls; resolves when the calls in progress have finished. */
   async close(): Promise<void> {
-    this.tcp?.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
   }
 
   /** Ends every remaining call and connection (after the drain timeout). */
   closeAllConnections(): void {
-    this.tcp?.close();
     this.server.forceShutdown();
   }
 }

@@ -134,7 +134,11 @@ function decodeRequestParameters(map: { [key: string]: InferParameter }): Parame
       throw invalidArg("invalid value for 'priority', expected value >= 0.");
     }
   }
-  return decodeParameters(map);
+  const params = decodeParameters(map);
+  // Triton takes an int64 sequence_id as the uint64 correlation id it stands for.
+  const seq = map.sequence_id?.parameterChoice;
+  if (params && seq?.case === "int64Param" && seq.value < 0n) params.sequence_id = BigInt.asUintN(64, seq.value);
+  return params;
 }
 
 /** InferParameter oneof → core parameter values (64-bit integers as numbers when exact). */

@@ -11,14 +11,24 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     invalidArg(`HTTP request size exceeds the maximum allowed value of ${limit} bytes. Use --http-max-input-size to increase the limit.`);
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > limit) {
+        req.off("data", onData);
+        req.resume(); // drain what is left so the connection can answer the error
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)));
+    req.once("error", reject);
+    req.once("aborted", () => reject(invalidArg("the client closed the connection before the request body was complete")));
+  });
   const encoding = String(req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   if (encoding === "identity" || encoding === "") return raw;
   const options = { maxOutputLength: limit };

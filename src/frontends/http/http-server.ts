@@ -205,8 +205,15 @@ export class HttpFrontend {
       res.end(chunks[0]);
       return;
     }
+    // Small bodies go out in one write (one syscall, one packet); large ones are corked.
+    if (length <= 64 * 1024) {
+      res.end(Buffer.concat(chunks, length));
+      return;
+    }
+    res.cork();
     for (const c of chunks) res.write(c);
     res.end();
+    res.uncork();
   }
 }
 

@@ -55,6 +55,25 @@ describe("model management", () => {
     }
   });
 
+  it("stays ready while an explicit load of another model runs", async () => {
+    const s = await startServer({ modelRepository: EXAMPLES, modelControlMode: "explicit", startupModels: ["simple"] });
+    try {
+      const load = postJson(`${s.url}/v2/repository/models/image_classifier/load`, {});
+      const seen: number[] = [];
+      let done = false;
+      void load.then(() => (done = true));
+      while (!done) {
+        seen.push((await fetch(`${s.url}/v2/health/ready`)).status);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal((await load).status, 200);
+      assert.ok(seen.length > 0);
+      assert.deepEqual([...new Set(seen)], [200]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("loads a model pushed through the load API with a config and file overrides", async () => {
     const s = await startServer({ modelRepository: EXAMPLES, modelControlMode: "explicit" });
     try {

@@ -171,7 +171,7 @@ export function packRequests(requests: readonly BatchRequest[]): { requests: Bat
 export class OnnxRuntimeInstance implements BackendInstance {
   readonly name: string;
   private readonly worker: OrtWorker;
-  /** Executions run one after another even if a caller does not wait. */
+  /** Settles when every execution accepted so far has finished (release waits for it). */
   private queue: Promise<unknown> = Promise.resolve();
   private released: Promise<void> | undefined;
   private readonly onRelease: () => void;
@@ -189,8 +189,11 @@ export class OnnxRuntimeInstance implements BackendInstance {
   execute(requests: BatchRequest[]): Promise<BatchResult> {
     // Batches accepted before release() still run; later ones are refused.
     if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
-    const run = this.queue.then(() => this.run(requests));
-    this.queue = run.catch(() => undefined);
+    // Posted at once: the worker runs its messages one at a time, in order, so a
+    // second batch waits in the worker's queue, not behind a main-thread round trip.
+    const run = this.run(requests);
+    const settled = run.catch(() => undefined);
+    this.queue = Promise.all([this.queue, settled]);
     return run;
   }
 

@@ -14,6 +14,8 @@ export interface QueuedRequest {
   deadlineNs?: bigint;
   /** Arrival order, for preserve_ordering. */
   seq: number;
+  /** Removes the abort listener once the request has left the queue. */
+  detach?: () => void;
   settle(outcome: ScheduleOutcome): void;
 }
 
@@ -100,7 +102,11 @@ export abstract class Scheduler implements RequestScheduler {
       }
       if (this.preserveOrdering) this.open.add(item.seq);
       // A client that goes away while its request waits takes it out of the queue.
-      signal?.addEventListener("abort", () => this.cancel(item), { once: true });
+      if (signal) {
+        const onAbort = () => this.cancel(item);
+        signal.addEventListener("abort", onAbort, { once: true });
+        item.detach = () => signal.removeEventListener("abort", onAbort);
+      }
       this.dispatch();
       this.armExpiry();
     });
@@ -210,6 +216,7 @@ export abstract class Scheduler implements RequestScheduler {
 
   /** Settles a request; with preserve_ordering, holds it until every earlier request is settled. */
   private finish(item: QueuedRequest, outcome: ScheduleOutcome): void {
+    item.detach?.();
     if (!this.preserveOrdering) return item.settle(outcome);
     this.held.set(item.seq, { item, outcome });
     // `open` iterates in arrival order (a Set keeps insertion order).

@@ -144,7 +144,15 @@ export class SequenceBatcher {
     return new Promise((settle) => {
       const item: SeqRequest = { prepared, params, enqueuedNs: process.hrtime.bigint(), settle };
       seq!.queue.push(item);
-      if (signal) signal.addEventListener("abort", () => this.cancel(seq!, item), { once: true });
+      if (signal) {
+        const onAbort = () => this.cancel(seq!, item);
+        signal.addEventListener("abort", onAbort, { once: true });
+        const settle = item.settle;
+        item.settle = (o) => {
+          signal.removeEventListener("abort", onAbort);
+          settle(o);
+        };
+      }
       this.touch(seq!);
       this.dispatch();
     });

@@ -313,6 +313,8 @@ describe("gRPC frontend: every RPC over simple and the identity models", () => {
       [
         {
           ...simpleRaw(),
+          // A shared-memory input takes no raw entry: only INPUT1 has one.
+          rawInputContents: [i32(B)],
           inputs: [
             { name: "INPUT0", datatype: "INT32", shape: [1n, 16n], parameters: { shared_memory_region: { parameterChoice: { case: "stringParam", value: "r0" } } } },
             { name: "INPUT1", datatype: "INT32", shape: [1n, 16n] },

@@ -31,6 +31,7 @@ export const FLAGS: FlagSpec[] = [
   { name: "exit-timeout-secs", kind: "int", default: 30, help: "On shutdown, seconds to wait for in-flight requests." },
   { name: "exit-on-error", kind: "bool", default: false, help: "Exit if a model fails to load at start-up (Tritium's default keeps serving the others)." },
   { name: "id", kind: "string", default: "triton", help: "Server identifier reported as 'name' in server metadata." },
+  { name: "allow-client-shm", kind: "bool", default: false, help: "Let clients register and use system shared memory regions (/v2/systemsharedmemory, SystemSharedMemory* RPCs); off by default, as in Triton." },
   { name: "backend-config", kind: "list", help: "<backend>,<key>=<value> backend setting, e.g. onnxruntime,default-max-batch-size=8. Repeatable." },
   { name: "allow-http", kind: "bool", default: true, help: "Serve HTTP/REST." },
   { name: "http-address", kind: "string", default: "0.0.0.0", help: "HTTP listen address." },
@@ -69,7 +70,14 @@ export const FLAGS: FlagSpec[] = [
   { name: "log-info", kind: "bool", default: true, help: "Log info messages." },
   { name: "log-warning", kind: "bool", default: true, help: "Log warnings." },
   { name: "log-error", kind: "bool", default: true, help: "Log errors." },
-  { name: "log-format", kind: "string", default: "default", help: "default | ISO8601." },
+  { name: "log-format", kind: "string", default: "default", help: "default | ISO8601 | json (Tritium: one JSON object per line)." },
+  { name: "log-file", kind: "string", default: "", help: "Append log lines to this file instead of stderr (cannot be changed at run time)." },
+  { name: "trace-config", kind: "list", help: "[<mode>,]<setting>=<value>: global level (OFF|TIMESTAMPS|TENSORS, repeatable), rate, count, mode (triton|opentelemetry); triton,file=<path> / triton,log-frequency=<n>; opentelemetry,url=<url> / resource=<k>=<v> / bsp_max_queue_size / bsp_schedule_delay / bsp_max_export_batch_size. Repeatable." },
+  { name: "trace-file", kind: "string", help: "Deprecated: same as --trace-config triton,file=<path>." },
+  { name: "trace-level", kind: "list", help: "Deprecated: same as --trace-config level=<level>. Repeatable." },
+  { name: "trace-rate", kind: "int", help: "Deprecated: same as --trace-config rate=<n>." },
+  { name: "trace-count", kind: "int", help: "Deprecated: same as --trace-config count=<n>." },
+  { name: "trace-log-frequency", kind: "int", help: "Deprecated: same as --trace-config triton,log-frequency=<n>." },
   { name: "help", kind: "bool", default: false, help: "Print this list and exit." },
 ];
 

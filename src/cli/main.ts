@@ -6,6 +6,8 @@
 import { defaultBackends } from "../index.js";
 import { Logger, type LogFormat } from "../core/logger.js";
 import { InferenceServer, type ModelControlMode } from "../core/server.js";
+import { parseTraceConfig } from "../core/trace-config.js";
+import type { TraceOptions } from "../core/trace-settings.js";
 import { HttpFrontend } from "../frontends/http/http-server.js";
 import { GrpcFrontend, readTlsFiles } from "../frontends/grpc/grpc-server.js";
 import { MetricsFrontend } from "../frontends/metrics/metrics-frontend.js";
@@ -35,8 +37,21 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const logFormat = String(flags["log-format"]);
-  if (logFormat !== "default" && logFormat !== "ISO8601") {
-    process.stderr.write(`error: invalid --log-format '${logFormat}'; expected default or ISO8601\n`);
+  if (logFormat !== "default" && logFormat !== "ISO8601" && logFormat !== "json") {
+    process.stderr.write(`error: invalid --log-format '${logFormat}'; expected default, ISO8601 or json\n`);
+    return 2;
+  }
+  let trace: TraceOptions;
+  try {
+    trace = parseTraceConfig((flags["trace-config"] as string[] | undefined) ?? [], {
+      file: flags["trace-file"] as string | undefined,
+      level: flags["trace-level"] as string[] | undefined,
+      rate: flags["trace-rate"] as number | undefined,
+      count: flags["trace-count"] as number | undefined,
+      logFrequency: flags["trace-log-frequency"] as number | undefined,
+    });
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
     return 2;
   }
   const logger = new Logger({
@@ -45,7 +60,11 @@ async function main(argv: string[]): Promise<number> {
     error: flags["log-error"] as boolean,
     verbose: flags["log-verbose"] as number,
     format: logFormat as LogFormat,
+    file: String(flags["log-file"]),
   });
+  for (const name of ["trace-file", "trace-level", "trace-rate", "trace-count", "trace-log-frequency"]) {
+    if (flags[name] !== undefined) logger.warn("main.ts", `--${name} is deprecated; use --trace-config`);
+  }
   for (const f of FLAGS) {
     if (f.inert && argv.some((a) => a === `--${f.name}` || a.startsWith(`--${f.name}=`))) {
       logger.warn("main.ts", `--${f.name} is accepted for compatibility and has no effect in Tritium`);
@@ -93,7 +112,9 @@ async function main(argv: string[]): Promise<number> {
     modelLoadOnDemand: flags["model-load-on-demand"] as boolean,
     modelMemoryBudget: flags["model-memory-budget"] as number,
     exitTimeoutSecs: flags["exit-timeout-secs"] as number,
+    allowClientShm: flags["allow-client-shm"] as boolean,
     logger,
+    trace,
   });
   await core.start();
   if (flags["exit-on-error"] && !core.isReady()) {
@@ -161,6 +182,7 @@ async function main(argv: string[]): Promise<number> {
       for (const c of closers) c.closeAllConnections?.();
       await Promise.allSettled(closing);
       logger.info("main.ts", "Server stopped");
+      logger.close();
       resolve(0);
     };
     process.once("SIGINT", () => void shutdown("SIGINT"));

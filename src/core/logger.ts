@@ -2,10 +2,13 @@
  * Log lines in Triton's format, so that operators' log parsers keep working:
  *   I1125 22:50:01.123456 4242 server.ts:120] "message"
  * Tables (model, backend, option) are printed as a heading line followed by
- * the table, as Triton does.
+ * the table, as Triton does. `json` (Tritium's) writes one JSON object per
+ * line instead: {"time","level","pid","file","message"}.
  */
+import fs from "node:fs";
+
 export type LogLevel = "I" | "W" | "E" | "V";
-export type LogFormat = "default" | "ISO8601";
+export type LogFormat = "default" | "ISO8601" | "json";
 
 export interface LoggerOptions {
   info: boolean;
@@ -13,15 +16,37 @@ export interface LoggerOptions {
   error: boolean;
   verbose: number;
   format: LogFormat;
+  /** `--log-file`: append to this file instead of stderr ("" = stderr). Fixed for the logger's life. */
+  file: string;
 }
+
+const LEVEL_NAMES: Record<LogLevel, string> = { I: "INFO", W: "WARNING", E: "ERROR", V: "VERBOSE" };
 
 export class Logger {
   options: LoggerOptions;
   private readonly write: (line: string) => void;
+  /** The log file's descriptor, owned by this logger (closed by close()). */
+  private fd: number | undefined;
 
-  constructor(options: Partial<LoggerOptions> = {}, write: (line: string) => void = (l) => process.stderr.write(l)) {
-    this.options = { info: true, warning: true, error: true, verbose: 0, format: "default", ...options };
-    this.write = write;
+  constructor(options: Partial<LoggerOptions> = {}, write?: (line: string) => void) {
+    this.options = { info: true, warning: true, error: true, verbose: 0, format: "default", file: "", ...options };
+    if (!write && this.options.file) {
+      // Synchronous appends: lines stay whole and in order, and none is lost on a crash.
+      const fd = fs.openSync(this.options.file, "a");
+      this.fd = fd;
+      write = (l) => {
+        if (this.fd !== undefined) fs.writeSync(fd, l);
+      };
+    }
+    this.write = write ?? ((l) => process.stderr.write(l));
+  }
+
+  /** Closes the log file, if any; later lines are dropped. */
+  close(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    fs.closeSync(fd);
   }
 
   info(source: string, msg: string): void {
@@ -38,10 +63,17 @@ export class Logger {
   }
   /** A heading line followed by a table, as Triton prints its start-up tables. */
   table(source: string, table: string): void {
-    if (this.options.info) this.write(`${this.prefix("I", source)}\n${table}\n`);
+    if (!this.options.info) return;
+    if (this.options.format === "json") this.write(this.json("I", source, table));
+    else this.write(`${this.prefix("I", source)}\n${table}\n`);
+  }
+
+  private json(level: LogLevel, source: string, msg: string): string {
+    return `${JSON.stringify({ time: new Date().toISOString(), level: LEVEL_NAMES[level], pid: process.pid, file: source, message: msg })}\n`;
   }
 
   private emit(level: LogLevel, source: string, msg: string): void {
+    if (this.options.format === "json") return this.write(this.json(level, source, msg));
     // Single-line messages are JSON-quoted as in current Triton releases.
     const body = msg.includes("\n") ? msg : JSON.stringify(msg);
     this.write(`${this.prefix(level, source)} ${body}\n`);

@@ -76,24 +76,25 @@ export class ModelVersion {
         }
         this.stats.recordCacheMiss(lookupNs);
       }
+      const queueStart = process.hrtime.bigint();
       const outcome = await this.scheduler.enqueue(prepared, req.signal, params);
       if ("error" in outcome) {
-        this.finished(req, start, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
+        this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
         throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
       }
       const { result, timings } = outcome;
       if (result.error) {
-        this.finished(req, start, n, outcome.queueNs, timings, "BACKEND");
+        this.finished(req, start, queueStart, n, outcome.queueNs, timings, "BACKEND");
         throw new TritonError(result.error.code, requestIdPrefix(req.id) + result.error.message);
       }
       let outputs: Tensor[];
       try {
         outputs = this.finishOutputs(result.outputs, prepared.batch.outputNames, prepared.classification);
       } catch (e) {
-        this.finished(req, start, n, outcome.queueNs, timings, "BACKEND");
+        this.finished(req, start, queueStart, n, outcome.queueNs, timings, "BACKEND");
         throw e;
       }
-      this.finished(req, start, n, outcome.queueNs, timings, undefined);
+      this.finished(req, start, queueStart, n, outcome.queueNs, timings, undefined, outputs);
       if (cacheKey) this.cache!.put(cacheKey, outputs);
       return this.response(req, outputs);
     } finally {
@@ -129,7 +130,10 @@ export class ModelVersion {
    * publishes it for metrics and tracing (observability/events.ts).
    * `reason` is set when it failed.
    */
-  private finished(req: InferenceRequest, start: bigint, batchSize: number, queueNs: number, timings: ExecutionTimings | undefined, reason: FailureReason | undefined): void {
+  private finished(
+    req: InferenceRequest, start: bigint, queueStart: bigint, batchSize: number, queueNs: number,
+    timings: ExecutionTimings | undefined, reason: FailureReason | undefined, outputs?: Tensor[],
+  ): void {
     const totalNs = Number(process.hrtime.bigint() - start);
     const inputNs = timings?.computeInputNs ?? 0;
     const inferNs = timings?.computeInferNs ?? 0;
@@ -150,6 +154,10 @@ export class ModelVersion {
         computeInputNs: inputNs,
         computeInferNs: inferNs,
         computeOutputNs: outputNs,
+        requestStartNs: start,
+        queueStartNs: queueStart,
+        inputs: req.inputs,
+        outputs,
       };
       requestChannel.publish(event);
     }

@@ -5,6 +5,11 @@ import type { Backend } from "./backend.js";
 import { TritonError, asTritonError, codeString, invalidArg, notFound, unavailable } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./inference.js";
 import { Logger, renderTable } from "./logger.js";
+import { applyLogSettings, logSettingsOf, type LogSettings, type LogSettingsUpdate } from "./log-settings.js";
+import { RequestLog } from "./observability/request-log.js";
+import { TraceManager } from "./observability/trace-manager.js";
+import { VersionOwnership } from "./observability/version-ownership.js";
+import type { TraceOptions, TraceSettingJson, TraceSettingUpdate } from "./trace-settings.js";
 import { modelConfigFromJson, modelConfigToJson, type ModelConfig } from "./model-config.js";
 import { loadModelVersion, readModelConfig, resolveBackend, type LoaderOptions } from "./model-loader.js";
 import {
@@ -20,6 +25,7 @@ import type { ModelState, ModelVersion } from "./model-version.js";
 import type { BatchStat, Duration } from "./statistics.js";
 import { RateLimiter, parseRateLimitResources } from "./rate-limiter.js";
 import { ResponseCache } from "./response-cache.js";
+import { SharedMemoryManager, type SystemSharedMemoryRegionStatus } from "./shared-memory.js";
 import { TRITIUM_VERSION } from "./version.js";
 import type { JsonObject } from "@bufbuild/protobuf";
 
@@ -65,7 +71,11 @@ export interface ServerOptions {
   responseCacheBytes?: number;
   /** `--exit-timeout-secs` (default 30): how long stop() waits for in-flight requests. */
   exitTimeoutSecs?: number;
+  /** `--allow-client-shm` (default false, as Triton): clients may register and use system shared memory. */
+  allowClientShm?: boolean;
   logger?: Logger;
+  /** `--trace-config` (trace extension); tracing is off without it. */
+  trace?: TraceOptions;
 }
 
 /** The extensions this server implements, in Triton's order. */
@@ -76,9 +86,12 @@ export const SERVER_EXTENSIONS = [
   "model_repository(unload_dependents)",
   "schedule_policy",
   "model_configuration",
+  "system_shared_memory",
   "binary_tensor_data",
   "parameters",
   "statistics",
+  "trace",
+  "logging",
 ];
 
 /** One entry of the repository index (Triton's JSON shape and key order). */
@@ -131,7 +144,7 @@ export class InferenceServer {
   readonly id: string;
   readonly version = TRITIUM_VERSION;
   readonly logger: Logger;
-  private readonly options: Required<Omit<ServerOptions, "logger" | "id" | "rateLimit" | "responseCacheBytes">> & Pick<ServerOptions, "rateLimit" | "responseCacheBytes">;
+  private readonly options: Required<Omit<ServerOptions, "logger" | "id" | "rateLimit" | "responseCacheBytes" | "allowClientShm" | "trace">> & Pick<ServerOptions, "rateLimit" | "responseCacheBytes">;
   private readonly loader: LoaderOptions;
   private readonly models = new Map<string, ModelEntry>();
   private repoModels = new Map<string, RepositoryModel>();
@@ -142,10 +155,21 @@ export class InferenceServer {
   private pollTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private inflight = 0;
+  /** System shared memory regions, shared by every frontend. */
+  readonly sharedMemory: SharedMemoryManager;
+
+  /** Trace and verbose-request observers of this server's request events. */
+  private readonly tracer: TraceManager;
+  private readonly requestLog: RequestLog;
 
   constructor(options: ServerOptions) {
     this.id = options.id ?? "triton";
+    this.sharedMemory = new SharedMemoryManager({ allowClientShm: options.allowClientShm ?? false });
     this.logger = options.logger ?? new Logger();
+    const ownership = new VersionOwnership(() => this.modelVersions());
+    const owns = (source: object) => ownership.owns(source);
+    this.tracer = new TraceManager(options.trace ?? {}, { owns, logger: this.logger });
+    this.requestLog = new RequestLog(this.logger, owns);
     this.options = {
       modelRepositories: options.modelRepositories,
       backends: options.backends,
@@ -326,10 +350,64 @@ export class InferenceServer {
       if (this.options.modelLoadOnDemand) await this.ensureLoaded(req.model_name);
       const mv = this.getModel(req.model_name, req.model_version);
       this.models.get(req.model_name)!.lastUsed = Date.now();
-      return await mv.infer(req);
+      return await this.sharedMemory.run(req, (r) => mv.infer(r));
     } finally {
       this.inflight--;
     }
+  }
+
+  /** `GET /v2/systemsharedmemory[/region/{r}]/status`, `SystemSharedMemoryStatus`. */
+  systemSharedMemoryStatus(name?: string): SystemSharedMemoryRegionStatus[] {
+    return this.sharedMemory.status(name);
+  }
+
+  /** `POST /v2/systemsharedmemory/region/{r}/register`, `SystemSharedMemoryRegister`. */
+  registerSystemSharedMemory(name: string, key: string, offset: number | bigint, byteSize: number | bigint): void {
+    this.sharedMemory.register(name, key, offset, byteSize);
+  }
+
+  /** `POST /v2/systemsharedmemory[/region/{r}]/unregister`, `SystemSharedMemoryUnregister`; no name: all. */
+  unregisterSystemSharedMemory(name?: string): void {
+    this.sharedMemory.unregister(name);
+  }
+
+  /** `GET /v2/cudasharedmemory[/region/{r}]/status`, `CudaSharedMemoryStatus`: no GPUs, so no CUDA regions. */
+  cudaSharedMemoryStatus(name?: string): { name: string; device_id: number; byte_size: number }[] {
+    return this.sharedMemory.cudaStatus(name);
+  }
+
+  /** `POST /v2/cudasharedmemory/region/{r}/register`, `CudaSharedMemoryRegister`: refused without GPUs. */
+  registerCudaSharedMemory(name: string): void {
+    this.sharedMemory.cudaRegister(name);
+  }
+
+  /**
+   * Trace extension (`GET/POST [/v2/models/{m}]/v2/trace/setting`, gRPC
+   * TraceSetting): applies an update if given, and returns the setting in
+   * force for the model (or the global one), in Triton's JSON shape.
+   */
+  traceSetting(model?: string, update?: TraceSettingUpdate): TraceSettingJson {
+    if (model !== undefined && model !== "" && !this.isModelReady(model)) throw invalidArg(`Request for unknown model : ${model}`);
+    const name = model === "" ? undefined : model;
+    return update ? this.tracer.update(name, update) : this.tracer.setting(name);
+  }
+
+  /** Resolves when the traces taken so far are written (or sent to the collector). */
+  flushTraces(): Promise<void> {
+    return this.tracer.flush();
+  }
+
+  /**
+   * Logging extension (`GET/POST /v2/logging`, gRPC LogSettings): applies an
+   * update if given (at once: the next line follows it), and returns the
+   * logger's settings in Triton's JSON shape.
+   */
+  logSettings(update?: LogSettingsUpdate): LogSettings {
+    if (update) {
+      applyLogSettings(this.logger, update);
+      this.requestLog.refresh();
+    }
+    return logSettingsOf(this.logger);
   }
 
   /** Loaded model versions, for statistics. */
@@ -527,6 +605,9 @@ export class InferenceServer {
       await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
     }
     await Promise.allSettled([...this.models.keys()].map((n) => this.unloadModel(n)));
+    this.sharedMemory.close();
+    this.requestLog.close();
+    await this.tracer.close();
     this.live = false;
   }
 

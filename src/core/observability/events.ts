@@ -20,6 +20,7 @@
  * });
  */
 import diagnostics_channel from "node:diagnostics_channel";
+import type { Tensor } from "../tensor.js";
 
 /** Triton's `reason` label of `nv_inference_request_failure`. */
 export type FailureReason = "REJECTED" | "CANCELED" | "BACKEND" | "OTHER";
@@ -58,6 +59,22 @@ export interface InferenceRequestEvent {
   readonly computeInputNs: number;
   readonly computeInferNs: number;
   readonly computeOutputNs: number;
+  /**
+   * `process.hrtime.bigint()` (monotonic, as Triton's steady clock) when the
+   * request arrived in core: the trace extension's REQUEST_START. With
+   * `totalNs` it gives REQUEST_END.
+   */
+  readonly requestStartNs: bigint;
+  /**
+   * `process.hrtime.bigint()` when the request was handed to the scheduler:
+   * QUEUE_START. COMPUTE_START is `queueStartNs + queueNs`, and the compute
+   * phases follow one another from there.
+   */
+  readonly queueStartNs: bigint;
+  /** The request's inputs as the client sent them (views; read them synchronously). */
+  readonly inputs: readonly Tensor[];
+  /** The outputs of a successful request (views; read them synchronously). */
+  readonly outputs: readonly Tensor[] | undefined;
 }
 
 /** One backend execution of a batch that produced at least one response. */

@@ -1,9 +1,14 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { invalidArg, notFound, unavailable, unsupported } from "../../core/errors.js";
+import { invalidArg, unavailable, unsupported } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
+import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/log-settings.js";
+import { parseTraceSettingUpdate } from "../../core/trace-settings.js";
 import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
 import {
+  CudaSharedMemoryRegisterResponseSchema,
+  LogSettingsResponseSchema,
+  TraceSettingResponseSchema,
   CudaSharedMemoryStatusResponseSchema,
   CudaSharedMemoryUnregisterResponseSchema,
   ModelConfigResponseSchema,
@@ -12,7 +17,9 @@ import {
   RepositoryModelUnloadResponseSchema,
   ServerLiveResponseSchema,
   ServerReadyResponseSchema,
+  SystemSharedMemoryRegisterResponseSchema,
   SystemSharedMemoryStatusResponseSchema,
+  SystemSharedMemoryStatusResponse_RegionStatusSchema,
   SystemSharedMemoryUnregisterResponseSchema,
   type GRPCInferenceService,
   type ModelInferRequest,
@@ -87,34 +94,46 @@ export function inferenceHandlers(core: InferenceServer, outputContents: OutputC
       return msg(RepositoryModelUnloadResponseSchema);
     }),
 
-    // Features that are not in Tritium yet answer as a Triton built without them does.
-    TraceSetting: unary<Req<"traceSetting">, Res<"traceSetting">>(() => {
-      throw unavailable("the server does not support trace");
+    // Trace and logging extensions: the same core methods as HTTP. An empty
+    // list resets a trace setting (HTTP's null); no settings: just read them.
+    TraceSetting: unary<Req<"traceSetting">, Res<"traceSetting">>((r) => {
+      const entries = Object.entries(r.settings);
+      const update = entries.length ? parseTraceSettingUpdate(Object.fromEntries(entries.map(([k, v]) => [k, v.value.length ? v.value : null]))) : undefined;
+      const current = core.traceSetting(r.modelName === "" ? undefined : r.modelName, update);
+      return msg(TraceSettingResponseSchema, { settings: Object.fromEntries(Object.entries(current).map(([k, v]) => [k, { value: Array.isArray(v) ? v : [v] }])) });
     }),
-    LogSettings: unary<Req<"logSettings">, Res<"logSettings">>(() => {
-      throw unavailable("the server does not support dynamic logging");
+    LogSettings: unary<Req<"logSettings">, Res<"logSettings">>((r) => {
+      const current: LogSettings = core.logSettings(Object.keys(r.settings).length ? logSettingsUpdateFromGrpc(r.settings) : undefined);
+      const choice = (v: string | boolean | number) =>
+        typeof v === "string" ? { case: "stringParam" as const, value: v } : typeof v === "boolean" ? { case: "boolParam" as const, value: v } : { case: "uint32Param" as const, value: v };
+      return msg(LogSettingsResponseSchema, { settings: Object.fromEntries(Object.entries(current).map(([k, v]) => [k, { parameterChoice: choice(v) }])) });
     }),
 
-    // System shared memory is not implemented yet: nothing can be registered,
-    // so the status is empty and unregistering is a no-op.
+    // System shared memory: the same core registry as HTTP's /v2/systemsharedmemory.
     SystemSharedMemoryStatus: unary<Req<"systemSharedMemoryStatus">, Res<"systemSharedMemoryStatus">>((r) => {
-      if (r.name !== "") throw notFound(`Unable to find system shared memory region: '${r.name}'`);
-      return msg(SystemSharedMemoryStatusResponseSchema);
+      const regions: Record<string, MessageInitShape<typeof SystemSharedMemoryStatusResponse_RegionStatusSchema>> = {};
+      for (const s of core.systemSharedMemoryStatus(r.name)) {
+        regions[s.name] = { name: s.name, key: s.key, offset: BigInt(s.offset), byteSize: BigInt(s.byte_size) };
+      }
+      return msg(SystemSharedMemoryStatusResponseSchema, { regions });
     }),
     SystemSharedMemoryRegister: unary<Req<"systemSharedMemoryRegister">, Res<"systemSharedMemoryRegister">>((r) => {
-      throw unsupported(`failed to register system shared memory region '${r.name}': system shared memory is not supported by this server yet`);
+      core.registerSystemSharedMemory(r.name, r.key, r.offset, r.byteSize);
+      return msg(SystemSharedMemoryRegisterResponseSchema);
     }),
-    SystemSharedMemoryUnregister: unary<Req<"systemSharedMemoryUnregister">, Res<"systemSharedMemoryUnregister">>(() =>
-      msg(SystemSharedMemoryUnregisterResponseSchema),
-    ),
+    SystemSharedMemoryUnregister: unary<Req<"systemSharedMemoryUnregister">, Res<"systemSharedMemoryUnregister">>((r) => {
+      core.unregisterSystemSharedMemory(r.name);
+      return msg(SystemSharedMemoryUnregisterResponseSchema);
+    }),
 
     // CUDA shared memory: Tritium has no GPU support; answers are those of a Triton built without GPUs.
     CudaSharedMemoryStatus: unary<Req<"cudaSharedMemoryStatus">, Res<"cudaSharedMemoryStatus">>((r) => {
-      if (r.name !== "") throw notFound(`Unable to find cuda shared memory region: '${r.name}'`);
+      core.cudaSharedMemoryStatus(r.name); // throws for any name; no CUDA region exists
       return msg(CudaSharedMemoryStatusResponseSchema);
     }),
     CudaSharedMemoryRegister: unary<Req<"cudaSharedMemoryRegister">, Res<"cudaSharedMemoryRegister">>((r) => {
-      throw invalidArg(`failed to register CUDA shared memory region: '${r.name}', GPUs not supported`);
+      core.registerCudaSharedMemory(r.name);
+      return msg(CudaSharedMemoryRegisterResponseSchema);
     }),
     CudaSharedMemoryUnregister: unary<Req<"cudaSharedMemoryUnregister">, Res<"cudaSharedMemoryUnregister">>(() =>
       msg(CudaSharedMemoryUnregisterResponseSchema),

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { elementSize, isDataType, type DataType } from "../../core/datatypes.js";
-import { invalidArg, unsupported } from "../../core/errors.js";
+import { invalidArg } from "../../core/errors.js";
+import { isSharedMemoryTensor } from "../../core/shared-memory.js";
 import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/inference.js";
 import { decodeBytesElements, encodeBytesElements, type Parameters, type Tensor } from "../../core/tensor.js";
 import {
@@ -66,11 +67,14 @@ export function decodeInferRequest(msg: ModelInferRequest): DecodedInfer {
     if (!isDataType(io.datatype)) throw invalidArg(`${where} has invalid datatype '${io.datatype}'`);
     const datatype = io.datatype;
     const tparams = decodeParameters(io.parameters);
-    if (tparams && tparams.shared_memory_region !== undefined) {
-      throw unsupported(`${where} names shared memory region '${String(tparams.shared_memory_region)}', but shared memory is not supported by this server yet`);
-    }
     let data: Uint8Array;
-    if (io.contents !== undefined && raw.length > 0) {
+    if (tparams && tparams.shared_memory_region !== undefined) {
+      // Core reads it from the region; it takes no raw_input_contents entry.
+      if (io.contents !== undefined) {
+        throw invalidArg(`unexpected 'contents' provided when using shared memory for input tensor '${io.name}' for model '${model}'`);
+      }
+      data = new Uint8Array(0);
+    } else if (io.contents !== undefined && raw.length > 0) {
       throw invalidArg(`contents field must not be specified when using raw_input_contents for '${io.name}' for model '${model}'`);
     } else if (io.contents !== undefined) {
       data = contentsToRaw(io.contents, datatype, io.name, model);
@@ -96,9 +100,6 @@ export function decodeInferRequest(msg: ModelInferRequest): DecodedInfer {
       const requested: RequestedOutput = { name: o.name };
       const oparams = decodeParameters(o.parameters);
       if (oparams) {
-        if (oparams.shared_memory_region !== undefined) {
-          throw unsupported(`output '${o.name}' for model '${model}' names shared memory region '${String(oparams.shared_memory_region)}', but shared memory is not supported by this server yet`);
-        }
         const k = o.parameters.classification;
         if (k !== undefined) {
           if (k.parameterChoice.case !== "int64Param") {
@@ -270,13 +271,18 @@ export function encodeInferResponse(res: InferenceResponse, typedInput: boolean,
     parameters: encodeParameters(res.parameters),
   });
   for (const t of res.outputs) {
+    // Written to shared memory: no contents, and (as Triton) an empty raw
+    // entry so raw_output_contents stays one entry per output.
+    const shm = isSharedMemoryTensor(t);
     const o = create(ModelInferResponse_InferOutputTensorSchema, {
       name: t.name,
       datatype: t.datatype,
       shape: t.shape.map((d) => BigInt(d)),
-      parameters: encodeParameters(t.parameters),
+      parameters: shm ? {} : encodeParameters(t.parameters),
     });
-    if (typed) o.contents = rawToContents(t.data, t.datatype);
+    if (shm) {
+      if (!typed) out.rawOutputContents.push(new Uint8Array(0));
+    } else if (typed) o.contents = rawToContents(t.data, t.datatype);
     else out.rawOutputContents.push(t.data);
     out.outputs.push(o);
   }

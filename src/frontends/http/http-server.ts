@@ -3,6 +3,9 @@ import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
 import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
+import { logSettingsUpdateFromJson } from "../../core/log-settings.js";
+import { traceSettingUpdateFromJson } from "../../core/trace-settings.js";
+import { registerRequestFromJson } from "../../core/shared-memory.js";
 import { pickEncoding, readBody } from "./body.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
 import { matchRoute, type RouteMatch } from "./routes.js";
@@ -133,6 +136,33 @@ export class HttpFrontend {
         const params = (await this.readJsonBody(req))?.parameters as Record<string, unknown> | undefined;
         await core.repositoryUnload(m.model!, params?.unload_dependents === true);
         return this.sendJson(req, res, 200, {});
+      }
+      case "shm_status":
+        return this.sendJson(req, res, 200, core.systemSharedMemoryStatus(m.region));
+      case "shm_register": {
+        if (m.region === undefined) throw invalidArg("'region name' is necessary to register system shared memory region");
+        const r = registerRequestFromJson(await this.readJsonBody(req));
+        core.registerSystemSharedMemory(m.region, r.key, r.offset, r.byteSize);
+        return this.sendEmpty(res, 200);
+      }
+      case "shm_unregister":
+        core.unregisterSystemSharedMemory(m.region);
+        return this.sendEmpty(res, 200);
+      case "cuda_shm_status":
+        return this.sendJson(req, res, 200, core.cudaSharedMemoryStatus(m.region));
+      case "cuda_shm_register":
+        core.registerCudaSharedMemory(m.region ?? "");
+        return this.sendEmpty(res, 200);
+      case "cuda_shm_unregister":
+        return this.sendEmpty(res, 200);
+      case "trace_setting":
+      case "model_trace_setting": {
+        const body = m.method === "POST" ? await this.readJsonBody(req) : undefined;
+        return this.sendJson(req, res, 200, core.traceSetting(m.model, body && traceSettingUpdateFromJson(body)));
+      }
+      case "logging": {
+        const body = m.method === "POST" ? await this.readJsonBody(req) : undefined;
+        return this.sendJson(req, res, 200, core.logSettings(body && logSettingsUpdateFromJson(body)));
       }
     }
   }

@@ -2,6 +2,7 @@ import { elementCount, elementSize, isDataType } from "../../core/datatypes.js";
 import { invalidArg } from "../../core/errors.js";
 import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/inference.js";
 import type { ModelSpec } from "../../core/model-spec.js";
+import { isSharedMemoryTensor } from "../../core/shared-memory.js";
 import type { Parameters, Tensor } from "../../core/tensor.js";
 import { flatten, jsonToRaw, rawToJsonText } from "./json-tensor.js";
 
@@ -67,7 +68,18 @@ export function decodeInferRequest(
     const tparams = readParameters(t.parameters, where);
     const binarySize = tparams?.binary_data_size;
     let data: Uint8Array;
-    if (binarySize !== undefined) {
+    const shm = tparams?.shared_memory_region !== undefined;
+    if (shm) {
+      // Triton's ValidateInputContentType: exactly one source of data.
+      if (t.data !== undefined || binarySize !== undefined) {
+        throw invalidArg(
+          "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. " +
+            `But set${t.data !== undefined ? " 'data'" : ""}${binarySize !== undefined ? " 'binary_data_size'" : ""} 'shared_memory_region'`,
+        );
+      }
+      // Core reads it from the region once the model is known.
+      data = new Uint8Array(0);
+    } else if (binarySize !== undefined) {
       if (typeof binarySize !== "number" || !Number.isInteger(binarySize) || binarySize < 0) {
         throw invalidArg(`${where}: 'binary_data_size' must be a non-negative integer`);
       }
@@ -110,6 +122,9 @@ export function decodeInferRequest(
       if (op?.classification !== undefined) {
         if (typeof op.classification !== "number") throw invalidArg(`output '${o.name}' for model '${modelName}': 'classification' must be an integer`);
         requested.classification = op.classification;
+      }
+      if (op?.shared_memory_region !== undefined && op.binary_data === true) {
+        throw invalidArg("Output can't set both 'shared_memory_region' and 'binary_data'");
       }
       if (op?.binary_data !== undefined) binaryOutputs.set(o.name, op.binary_data === true);
       if (op) requested.parameters = op;
@@ -171,6 +186,8 @@ export function encodeInferResponse(res: InferenceResponse, decoded: Pick<Decode
   const outputs = res.outputs.map((t) => {
     const asBinary = decoded.binaryOutputs.get(t.name) ?? decoded.binaryDefault;
     const head = `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(",")}]`;
+    // An output written to shared memory: no data, as Triton answers it.
+    if (isSharedMemoryTensor(t)) return `${head}}`;
     if (asBinary) {
       binary.push(t.data);
       return `${head},"parameters":{"binary_data_size":${t.data.byteLength}}}`;

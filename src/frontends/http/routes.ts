@@ -5,13 +5,18 @@
 export type RouteName =
   | "server_metadata" | "health_live" | "health_ready"
   | "model_metadata" | "model_ready" | "model_config" | "model_infer" | "model_stats" | "all_stats"
-  | "repository_index" | "repository_load" | "repository_unload";
+  | "repository_index" | "repository_load" | "repository_unload"
+  | "shm_status" | "shm_register" | "shm_unregister"
+  | "cuda_shm_status" | "cuda_shm_register" | "cuda_shm_unregister"
+  | "trace_setting" | "model_trace_setting" | "logging";
 
 export interface RouteMatch {
   route: RouteName;
   method: "GET" | "POST";
   model?: string;
   version?: string;
+  /** Shared memory routes: `/region/{r}`. */
+  region?: string;
 }
 
 const MODEL = "/v2/models/([^/]+)(?:/versions/([0-9]+))?";
@@ -28,6 +33,19 @@ const TABLE: { re: RegExp; route: RouteName; method: "GET" | "POST" }[] = [
   { re: /^\/v2\/repository(?:\/[^/]+)?\/index$/, route: "repository_index", method: "POST" },
   { re: /^\/v2\/repository(?:\/[^/]+)?\/models\/([^/]+)\/load$/, route: "repository_load", method: "POST" },
   { re: /^\/v2\/repository(?:\/[^/]+)?\/models\/([^/]+)\/unload$/, route: "repository_unload", method: "POST" },
+  { re: /^\/v2\/systemsharedmemory(?:\/region\/([^/]+))?\/status$/, route: "shm_status", method: "GET" },
+  { re: /^\/v2\/systemsharedmemory(?:\/region\/([^/]+))?\/register$/, route: "shm_register", method: "POST" },
+  { re: /^\/v2\/systemsharedmemory(?:\/region\/([^/]+))?\/unregister$/, route: "shm_unregister", method: "POST" },
+  { re: /^\/v2\/cudasharedmemory(?:\/region\/([^/]+))?\/status$/, route: "cuda_shm_status", method: "GET" },
+  { re: /^\/v2\/cudasharedmemory(?:\/region\/([^/]+))?\/register$/, route: "cuda_shm_register", method: "POST" },
+  { re: /^\/v2\/cudasharedmemory(?:\/region\/([^/]+))?\/unregister$/, route: "cuda_shm_unregister", method: "POST" },
+  // Trace settings exist for the server and per model, not per version (a version path is 404, as in Triton).
+  { re: /^\/v2\/trace\/setting$/, route: "trace_setting", method: "GET" },
+  { re: /^\/v2\/trace\/setting$/, route: "trace_setting", method: "POST" },
+  { re: /^\/v2\/models\/([^/]+)\/trace\/setting$/, route: "model_trace_setting", method: "GET" },
+  { re: /^\/v2\/models\/([^/]+)\/trace\/setting$/, route: "model_trace_setting", method: "POST" },
+  { re: /^\/v2\/logging$/, route: "logging", method: "GET" },
+  { re: /^\/v2\/logging$/, route: "logging", method: "POST" },
 ];
 
 /**
@@ -44,7 +62,7 @@ export function matchRoute(method: string, path: string): RouteMatch | "method" 
       continue;
     }
     const match: RouteMatch = { route: r.route, method: r.method };
-    if (m[1] !== undefined) match.model = safeDecode(m[1]);
+    if (m[1] !== undefined) match[r.route.includes("shm_") ? "region" : "model"] = safeDecode(m[1]);
     if (m[2] !== undefined) match.version = m[2];
     return match;
   }

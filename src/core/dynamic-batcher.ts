@@ -17,8 +17,10 @@ export interface DynamicBatcherOptions extends SchedulerOptions {
  * does not fit ends the batch.
  */
 export class DynamicBatcher extends Scheduler {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private readonly preferred: Set<number>;
+  /** A sub-millisecond delay has had its one round of I/O. */
+  private delayOver = false;
 
   constructor(modelName: string, instances: BackendInstance[], onExecution: ExecutionObserver, private readonly options: DynamicBatcherOptions) {
     super(modelName, instances, onExecution, options);
@@ -52,23 +54,37 @@ export class DynamicBatcher extends Scheduler {
     // the requests that arrive meanwhile make a larger batch.
     if (pipelined && !ready) return undefined;
     const waitedUs = Number(process.hrtime.bigint() - head.enqueuedNs) / 1000;
-    if (!ready && waitedUs < this.options.maxQueueDelayUs) {
+    if (!ready && !this.delayOver && waitedUs < this.options.maxQueueDelayUs) {
       this.arm(this.options.maxQueueDelayUs - waitedUs);
       return undefined;
     }
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.disarm();
+    this.delayOver = false;
     return batch;
   }
 
+  /**
+   * Re-checks the queue when the oldest request's delay is up. Timers have a
+   * 1 ms resolution, so a shorter wait re-checks after the current round of
+   * I/O instead: requests that arrived together still share the batch.
+   */
   private arm(us: number): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
+    const short = us < 1000;
+    const fire = () => {
       this.timer = undefined;
+      // After one round of I/O a sub-millisecond delay counts as spent: no busy polling.
+      if (short) this.delayOver = true;
       this.dispatch();
-    }, Math.max(0, us / 1000));
+    };
+    this.timer = short ? setImmediate(fire) : setTimeout(fire, us / 1000);
+  }
+
+  private disarm(): void {
+    if (!this.timer) return;
+    if ("hasRef" in this.timer && "refresh" in this.timer) clearTimeout(this.timer as NodeJS.Timeout);
+    else clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer = undefined;
   }
 }
 

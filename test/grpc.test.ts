@@ -27,6 +27,7 @@ import {
   grpcError,
   startGrpcServer,
   tempRepository,
+  type GrpcError,
   type GrpcTestServer,
 } from "./helpers.js";
 
@@ -449,12 +450,8 @@ describe("gRPC frontend: every RPC over simple and the identity models", () => {
     assert.equal(err.code, status.INVALID_ARGUMENT);
   });
 
-  it("answers trace, logging and shared-memory RPCs as a Triton built without those features", async () => {
-    let err = await grpcError(c.unary(S.traceSetting, {}));
-    assert.deepEqual([err.code, err.details], [status.UNAVAILABLE, "the server does not support trace"]);
-    err = await grpcError(c.unary(S.logSettings, {}));
-    assert.deepEqual([err.code, err.details], [status.UNAVAILABLE, "the server does not support dynamic logging"]);
-
+  it("answers shared-memory RPCs as a Triton started without --allow-client-shm and without GPUs", async () => {
+    let err: GrpcError;
     assert.deepEqual((await c.unary(S.systemSharedMemoryStatus, {})).regions, {});
     err = await grpcError(c.unary(S.systemSharedMemoryStatus, { name: "r0" }));
     assert.deepEqual([err.code, err.details], [status.NOT_FOUND, "Unable to find system shared memory region: 'r0'"]);

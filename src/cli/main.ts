@@ -54,14 +54,20 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 2;
   }
-  const logger = new Logger({
-    info: flags["log-info"] as boolean,
-    warning: flags["log-warning"] as boolean,
-    error: flags["log-error"] as boolean,
-    verbose: flags["log-verbose"] as number,
-    format: logFormat as LogFormat,
-    file: String(flags["log-file"]),
-  });
+  let logger: Logger;
+  try {
+    logger = new Logger({
+      info: flags["log-info"] as boolean,
+      warning: flags["log-warning"] as boolean,
+      error: flags["log-error"] as boolean,
+      verbose: flags["log-verbose"] as number,
+      format: logFormat as LogFormat,
+      file: String(flags["log-file"]),
+    });
+  } catch (e) {
+    process.stderr.write(`error: cannot open --log-file '${String(flags["log-file"])}': ${(e as Error).message}\n`);
+    return 2;
+  }
   for (const name of ["trace-file", "trace-level", "trace-rate", "trace-count", "trace-log-frequency"]) {
     if (flags[name] !== undefined) logger.warn("main.ts", `--${name} is deprecated; use --trace-config`);
   }

@@ -36,6 +36,9 @@ import { TraceFile } from "./trace-file.js";
 import { traceRecord, tritonTraceJson, type TraceRecord } from "./trace-record.js";
 import { TraceScope } from "./trace-scope.js";
 
+/** How long close() waits for the OpenTelemetry exporter to send what it holds. */
+const CLOSE_TIMEOUT_MS = 5000;
+
 export interface TraceManagerDeps {
   /** Whether a request event's `source` belongs to this server. */
   owns(source: object): boolean;
@@ -135,7 +138,19 @@ export class TraceManager {
     for (const s of this.models.values()) s.close();
     await this.file?.close();
     await this.otelLoading;
-    await this.otel?.shutdown().catch((e: unknown) => this.deps.logger.error("tracer.ts", `OpenTelemetry exporter shutdown failed: ${(e as Error).message}`));
+    if (!this.otel) return;
+    // A collector that does not answer must not hold up the server's exit for the exporter's 30 s.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.deps.logger.warn("tracer.ts", `OpenTelemetry spans not sent within ${CLOSE_TIMEOUT_MS} ms of shutdown were dropped`);
+        resolve();
+      }, CLOSE_TIMEOUT_MS);
+      timer.unref();
+    });
+    const shutdown = this.otel.shutdown().catch((e: unknown) => this.deps.logger.error("tracer.ts", `OpenTelemetry exporter shutdown failed: ${(e as Error).message}`));
+    await Promise.race([shutdown, timeout]);
+    clearTimeout(timer);
   }
 
   private scope(setting: TraceSetting, overlay: TraceOverlay): TraceScope {

@@ -1,6 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { invalidArg, unavailable, unsupported } from "../../core/errors.js";
+import { invalidArg, unsupported } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/log-settings.js";
 import { parseTraceSettingUpdate } from "../../core/trace-settings.js";

@@ -47,9 +47,10 @@ export interface SchedulerOptions {
   /** Answer requests in arrival order (dynamic_batching.preserve_ordering). */
   preserveOrdering?: boolean;
   /**
-   * Batches an instance may hold at once. With 2, the next batch is already
-   * waiting in the instance's thread when the current one finishes, so the
-   * instance never idles for a main-thread round trip.
+   * Batches an instance may hold at once (default 8). The next batches already
+   * wait in the instance's thread when the current one finishes, so the
+   * instance never idles for a main-thread round trip. Requests handed to an
+   * instance can no longer be cancelled or reordered, so the depth is bounded.
    */
   pipelineDepth?: number;
 }
@@ -86,7 +87,7 @@ export abstract class Scheduler implements RequestScheduler {
   ) {
     this.queue = new RequestQueue(options.queue ?? { priorityLevels: 0, defaultPriorityLevel: 0, defaultPolicy: NO_POLICY, levelPolicies: new Map() });
     this.load = instances.map(() => 0);
-    this.depth = Math.max(1, options.pipelineDepth ?? 2);
+    this.depth = Math.max(1, options.pipelineDepth ?? 8);
     this.preserveOrdering = options.preserveOrdering ?? false;
   }
 

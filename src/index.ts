@@ -30,6 +30,9 @@ export { TritonError, type ErrorCode } from "./core/errors.js";
 export { makeTensor, tensorValues, type TensorValues } from "./core/tensor-values.js";
 export { Logger } from "./core/logger.js";
 export type { Backend, BackendModel, BackendInstance, BackendModelContext } from "./core/backend.js";
+export { HttpFrontend, type HttpFrontendOptions } from "./frontends/http/http-server.js";
+export { GrpcFrontend, type GrpcFrontendOptions } from "./frontends/grpc/grpc-server.js";
+export { MetricsFrontend, type MetricsFrontendOptions } from "./frontends/metrics/metrics-frontend.js";
 
 /** The backends a server gets unless told otherwise. */
 export function defaultBackends(): Backend[] {

@@ -633,7 +633,7 @@ describe("gRPC frontend: cancellation and explicit model control", () => {
    */
   async function fillThenQueue<T>(start: (id: string) => T): Promise<{ executing: T[]; queued: T }> {
     const executing: T[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 32; i++) {
       const before = gate.waiting.length;
       const call = start(`q${i}`);
       await until(() => gate.waiting.length > before || model().pendingRequests > 0, "the request to execute or queue");

@@ -101,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
     }
     cacheBytes = Number(m[1]);
   }
+  // A bug on one request's path must not take every other request down with it.
+  process.on("unhandledRejection", (e) => logger.error("main.ts", `unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
   const core = new InferenceServer({
     modelRepositories: repos,
     backends: defaultBackends(),

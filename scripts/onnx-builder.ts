@@ -28,6 +28,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { bf16ToNumber, halfToNumber, numberToBf16, numberToHalf } from "../src/core/tensor.js";
 
 import {
   AttributeProtoSchema,
@@ -354,63 +355,12 @@ export function tensor(name: string, dataType: DataType, dims: readonly number[]
 // Half-precision conversion
 // ---------------------------------------------------------------------------
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/**
- * Converts a number to IEEE 754 binary16 bits (round to nearest, ties to even;
- * overflow becomes ±Infinity; NaN becomes a quiet NaN).
- */
-export function float32ToFloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0); // Inf / NaN
-  let e = exp - 127 + 15; // re-biased exponent
-  if (e >= 0x1f) return sign | 0x7c00; // overflow -> Inf
-  if (e <= 0) {
-    // Subnormal half (or zero).
-    if (e < -10) return sign; // too small -> ±0
-    mant |= 0x800000; // implicit leading 1
-    const shift = 14 - e; // 1 - e + 13
-    const half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    const rounded = rem > mid || (rem === mid && (half & 1) === 1) ? half + 1 : half;
-    return sign | rounded; // carry into exponent field is correct
-  }
-  const half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  const rounded = rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1) ? half + 1 : half;
-  return sign | rounded; // carry may round up to Inf (0x7c00), which is correct
-}
-
-/** Converts IEEE 754 binary16 bits to a number. */
-export function float16BitsToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >>> 10) & 0x1f;
-  const mant = bits & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
-/** Converts a number to bfloat16 bits (round to nearest, ties to even; NaN stays NaN). */
-export function float32ToBfloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0]!;
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x >>> 16) | 0x40) & 0xffff; // quiet NaN
-  const lsb = (x >>> 16) & 1;
-  return ((x + 0x7fff + lsb) >>> 16) & 0xffff;
-}
-
-/** Converts bfloat16 bits to a number. */
-export function bfloat16BitsToNumber(bits: number): number {
-  u32[0] = (bits & 0xffff) << 16;
-  return f32[0]!;
-}
+// The conversions live in core (src/core/tensor.ts); the builder exports them
+// under the names its callers use.
+export const float32ToFloat16Bits = numberToHalf;
+export const float16BitsToNumber = halfToNumber;
+export const float32ToBfloat16Bits = numberToBf16;
+export const bfloat16BitsToNumber = bf16ToNumber;
 
 // ---------------------------------------------------------------------------
 // Graphs and models

@@ -265,8 +265,16 @@ export class ModelRepositoryManager {
       await pending.catch(() => undefined);
       if ((this.models.get(name)?.ready.size ?? 0) > 0) return;
     }
-    if (!this.repoModels.has(name)) await this.rescan();
-    if (!this.repoModels.has(name)) return; // getModel reports the unknown model
+    if (!this.repoModels.has(name)) {
+      await this.rescan();
+      if (!this.repoModels.has(name)) return; // getModel reports the unknown model
+      // Another request may have started the load while this one rescanned.
+      const started = this.ops.get(name);
+      if (started) {
+        await started.catch(() => undefined);
+        if ((this.models.get(name)?.ready.size ?? 0) > 0) return;
+      }
+    }
     await this.loadModel(name);
   }
 

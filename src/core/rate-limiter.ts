@@ -26,6 +26,8 @@ interface Waiter {
  * all devices; others are per device (everything is device 0 here).
  */
 export class RateLimiter {
+  /** Units of each resource in all; `available` is what is free now. */
+  private readonly total = new Map<string, number>();
   private readonly available = new Map<string, number>();
   private readonly waiting: Waiter[] = [];
   private readonly turns = new Map<string, number>();
@@ -36,13 +38,16 @@ export class RateLimiter {
   register(need: InstanceResources, device = 0): void {
     for (const r of need.resources) {
       const k = this.key(r, device);
-      if (this.explicit.has(r.name)) {
-        if (!this.available.has(k)) this.available.set(k, this.explicit.get(r.name)!);
-        if (r.count > this.explicit.get(r.name)!) {
-          throw invalidArg(`rate limiter resource '${r.name}' has ${this.explicit.get(r.name)} units but an instance needs ${r.count}`);
-        }
-      } else {
-        this.available.set(k, Math.max(this.available.get(k) ?? 0, r.count));
+      const explicit = this.explicit.get(r.name);
+      if (explicit !== undefined && r.count > explicit) {
+        throw invalidArg(`rate limiter resource '${r.name}' has ${explicit} units but an instance needs ${r.count}`);
+      }
+      // Raising the total frees only the added units: units held right now stay held.
+      const before = this.total.get(k) ?? 0;
+      const after = explicit ?? Math.max(before, r.count);
+      if (after > before) {
+        this.total.set(k, after);
+        this.available.set(k, (this.available.get(k) ?? 0) + (after - before));
       }
     }
   }

@@ -36,8 +36,9 @@ export function schedulingParams(req: InferenceRequest): SchedulingParams {
     if (typeof id === "string") {
       if (id !== "") out.sequenceId = id;
     } else if (typeof id === "number" || typeof id === "bigint") {
+      if (typeof id === "number" && !Number.isInteger(id)) throw fail("parameter 'sequence_id' must be an unsigned 64-bit integer or a string");
       const big = BigInt(id);
-      if (big < 0n || big > 0xffffffffffffffffn || (typeof id === "number" && !Number.isInteger(id))) throw fail("parameter 'sequence_id' must be an unsigned 64-bit integer or a string");
+      if (big < 0n || big > 0xffffffffffffffffn) throw fail("parameter 'sequence_id' must be an unsigned 64-bit integer or a string");
       if (big !== 0n) out.sequenceId = big;
     } else {
       throw fail("parameter 'sequence_id' must be an unsigned 64-bit integer or a string");

@@ -64,7 +64,8 @@ export class RequestQueue<T extends Queued> {
    * Throws UNAVAILABLE "Exceeds maximum queue size" when its level is full.
    */
   push(item: T, priority: number, timeoutUs: number | undefined, model: string): void {
-    let level = priority > 0 ? priority : this.options.defaultPriorityLevel || 1;
+    // 0, or a level the model does not have, means the default level (Triton's SetPriority).
+    let level = priority > 0 && priority <= this.levelCount ? priority : this.options.defaultPriorityLevel || 1;
     level = Math.min(Math.max(1, level), this.levelCount);
     const policy = this.policy(level);
     const queue = this.levels[level - 1]!;

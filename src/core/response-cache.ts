@@ -32,7 +32,8 @@ export class ResponseCache {
     // Re-insert: Map iteration order is the LRU order.
     this.entries.delete(key);
     this.entries.set(key, e);
-    return e.outputs.map((t) => ({ ...t, shape: [...t.shape] }));
+    // Every hit gets its own bytes: a caller may transfer or change them.
+    return e.outputs.map((t) => ({ ...t, shape: [...t.shape], data: t.data.slice() }));
   }
 
   /** Stores a copy of the outputs (the originals go to the client). */

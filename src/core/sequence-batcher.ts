@@ -116,6 +116,7 @@ export class SequenceBatcher {
     const model = this.config.name;
     const reject = (error: TritonError): Promise<ScheduleOutcome> => Promise.resolve({ error, queueNs: 0 });
     if (this.stopped) return reject(unavailable(`model '${model}' is unloading`));
+    if (signal?.aborted) return reject(new TritonError("CANCELLED", `request for model '${model}' was cancelled`));
     if (params.sequenceId === undefined) {
       return reject(invalidArg(`inference request to model '${model}' must specify a non-zero or non-empty correlation ID`));
     }
@@ -160,7 +161,11 @@ export class SequenceBatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // Idle sequences can receive no more requests: end them now, so the
+    // sequences waiting for their slots get them and can drain.
+    for (const s of [...this.sequences.values()]) if (s.queue.length === 0 && !s.inFlight && !this.backlog.includes(s)) this.release(s);
     for (const s of this.sequences.values()) clearTimeout(s.idleTimer);
+    this.dispatch();
     if (this.pending === 0) return;
     await new Promise<void>((r) => this.drainWaiters.push(r));
   }
@@ -189,7 +194,9 @@ export class SequenceBatcher {
     this.sequences.delete(seq.key);
     const b = this.backlog.indexOf(seq);
     if (b >= 0) this.backlog.splice(b, 1);
+    const freed = seq.slot !== undefined || (this.oldest && b < 0);
     if (seq.slot) this.slots[seq.slot.instance]![seq.slot.index] = undefined;
+    if (!freed) return;
     const next = this.backlog.shift();
     if (next) this.place(next);
   }
@@ -289,7 +296,7 @@ export class SequenceBatcher {
       }
       s.inFlight = false;
       head.settle({ result: clientResult, queueNs: Number(start - head.enqueuedNs), batchSize: real.length, timings });
-      if (head.params.sequenceEnd) this.release(s);
+      if (head.params.sequenceEnd || (this.stopped && s.queue.length === 0)) this.release(s);
       else this.touch(s);
     });
     this.busy--;

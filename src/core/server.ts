@@ -218,9 +218,10 @@ export class InferenceServer {
     this.inflight++;
     try {
       if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);
-      const mv = this.repository.getModel(req.model_name, req.model_version);
+      this.repository.getModel(req.model_name, req.model_version); // unknown models fail before shared memory is read
       this.repository.touch(req.model_name);
-      return await this.sharedMemory.run(req, (r) => mv.infer(r));
+      // Looked up again after the inputs are read: a reload may have replaced the version meanwhile.
+      return await this.sharedMemory.run(req, (r) => this.repository.getModel(r.model_name, r.model_version).infer(r));
     } finally {
       this.inflight--;
     }

@@ -213,26 +213,34 @@ export class SharedMemoryManager {
         }
         outputs.set(o.name, this.resolve(req, o.parameters, `output '${o.name}'`, held));
       }
-      const read = await Promise.all(
-        inputs.map(async ({ t, ref }) => (ref ? { ...t, data: await readRegion(ref), parameters: withoutShmKeys(t.parameters) } : t)),
+      // allSettled, never all: the regions are released (and maybe their files
+      // closed) only once no read or write on them is still running.
+      const read = settledOrThrow(
+        await Promise.allSettled(
+          inputs.map(async ({ t, ref }) => (ref ? { ...t, data: await readRegion(ref), parameters: withoutShmKeys(t.parameters) } : t)),
+        ),
       );
       const response = await infer({ ...req, inputs: read });
       if (outputs.size === 0) return response;
-      const written = await Promise.all(
+      // Every size is checked before any write starts.
+      for (const t of response.outputs) {
+        const ref = outputs.get(t.name);
+        if (ref && t.data.byteLength > ref.byteSize) {
+          throw invalidArg(
+            `shared memory size specified with the request for output '${t.name}' (${ref.byteSize} bytes) should be at least ${t.data.byteLength} bytes to hold the results`,
+          );
+        }
+      }
+      const written = settledOrThrow(await Promise.allSettled(
         response.outputs.map(async (t) => {
           const ref = outputs.get(t.name);
           if (!ref) return t;
-          if (t.data.byteLength > ref.byteSize) {
-            throw invalidArg(
-              `shared memory size specified with the request for output '${t.name}' (${ref.byteSize} bytes) should be at least ${t.data.byteLength} bytes to hold the results`,
-            );
-          }
           await writeRegion(ref, t.data, t.name);
           const parameters: Parameters = { ...withoutShmKeys(t.parameters), [SHM_REGION]: ref.region.name, [SHM_BYTE_SIZE]: t.data.byteLength };
           if (ref.offset !== 0) parameters[SHM_OFFSET] = ref.offset;
           return { ...t, data: new Uint8Array(0), parameters };
         }),
-      );
+      ));
       return { ...response, outputs: written };
     } finally {
       for (const r of held) this.release(r);
@@ -403,4 +411,11 @@ async function readFullyAsync(fd: number, buf: Buffer, position: number): Promis
     done += n;
   }
   return done;
+}
+
+/** The values of settled promises, or the first rejection's reason thrown. */
+function settledOrThrow<T>(results: PromiseSettledResult<T>[]): T[] {
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }

@@ -27,7 +27,9 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     req.on("data", onData);
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)));
     req.once("error", reject);
-    req.once("aborted", () => reject(invalidArg("the client closed the connection before the request body was complete")));
+    req.once("close", () => {
+      if (!req.complete) reject(invalidArg("the client closed the connection before the request body was complete"));
+    });
   });
   const encoding = String(req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   if (encoding === "identity" || encoding === "") return raw;

@@ -26,6 +26,7 @@ import {
   REPOSITORY, batched, cellProblems, environment, environmentLines, failedText, httpCall, modelInputs, modelPath, ms,
   numberList, option, positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, startHandwritten, startTritium,
   valuesText, writeReadmeSection, type ServerHandle, type TritiumHandle,
+  problemLines,
 } from "./harness.js";
 import { binaryRequest } from "./payload.js";
 
@@ -242,11 +243,7 @@ function report(env: ReturnType<typeof environment>, rows: Row[], info: string[]
     details.push(...cellProblems(`${serverText(row)} / concurrency ${row.concurrency}`, row.result));
     if (!row.result.fatal && row.result.completed === 0) details.push(`- ${serverText(row)} / concurrency ${row.concurrency}: no successful request`);
   }
-  if (details.length || notes.length) {
-    out.push("");
-    out.push("Problems:");
-    out.push(...details, ...notes.map((n) => `- ${n.replace(/\n/g, "\n  ")}`));
-  }
+  out.push(...problemLines(details, notes));
   return { markdown: out.join("\n"), ok };
 }
 

@@ -380,6 +380,12 @@ function ortVersion(): string {
   }
 }
 
+/** The "Problems:" list under a results table: failed cells first, then notes; nothing when all went well. */
+export function problemLines(details: readonly string[], notes: readonly string[]): string[] {
+  if (!details.length && !notes.length) return [];
+  return ["", "Problems:", ...details, ...notes.map((n) => `- ${n.replace(/\n/g, "\n  ")}`)];
+}
+
 export function environment(): Environment {
   return {
     cpu: cpuModel(),

@@ -26,6 +26,7 @@ import {
   cellProblems, environment, environmentLines, failedText, modelInputs, modelPath, ms, numberList, option,
   positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, signedMs, startHandwritten, startTritium, valuesText,
   writeReadmeSection, type ServerHandle,
+  problemLines,
 } from "./harness.js";
 import { binaryRequest, jsonRequest, type BenchTensor, type DecodedOutput, type EncodedRequest } from "./payload.js";
 
@@ -203,11 +204,7 @@ function report(env: ReturnType<typeof environment>, rows: Row[], models: ModelC
       details.push(`- ${label}: ${r.connections} connections opened for ${row.concurrency} loops (keep-alive not held)`);
     }
   }
-  if (details.length || notes.length) {
-    out.push("");
-    out.push("Problems:");
-    out.push(...details, ...notes.map((n) => `- ${n.replace(/\n/g, "\n  ")}`));
-  }
+  out.push(...problemLines(details, notes));
   return { markdown: out.join("\n"), ok };
 }
 

@@ -28,6 +28,7 @@ import {
   cellProblems, environment, environmentLines, failedText, httpCall, httpGetStatus, median, modelInputs, ms, option,
   positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, sleep, startTritium, valuesText, writeReadmeSection,
   type TritiumHandle,
+  problemLines,
 } from "./harness.js";
 import { binaryRequest } from "./payload.js";
 
@@ -223,11 +224,7 @@ function report(env: ReturnType<typeof environment>, timings: LoadTiming[], wind
     if (w.reloads?.failed) details.push(`- ${w.label}: ${w.reloads.failed} reload calls failed, e.g. ${w.reloads.samples.map((s) => `\`${s}\``).join(", ")}`);
     if (w.reloads && w.reloads.count === 0) details.push(`- ${w.label}: no reload completed in the window`);
   }
-  if (details.length || notes.length) {
-    out.push("");
-    out.push("Problems:");
-    out.push(...details, ...notes.map((n) => `- ${n.replace(/\n/g, "\n  ")}`));
-  }
+  out.push(...problemLines(details, notes));
   return { markdown: out.join("\n"), ok };
 }
 

@@ -37,11 +37,6 @@ export function fromConfigType(name: string): DataType | undefined {
   return isDataType(dt) && dt !== "BYTES" ? dt : undefined;
 }
 
-/** `FP32` → `TYPE_FP32`; `BYTES` → `TYPE_STRING`. */
-export function toConfigType(dt: DataType): string {
-  return dt === "BYTES" ? "TYPE_STRING" : `TYPE_${dt}`;
-}
-
 /** Number of elements of a shape; an empty shape is a scalar (1 element). */
 export function elementCount(shape: readonly number[]): number {
   let n = 1;

@@ -17,7 +17,8 @@ export interface DynamicBatcherOptions extends SchedulerOptions {
  * does not fit ends the batch.
  */
 export class DynamicBatcher extends Scheduler {
-  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** The pending re-check of the queue, and how to cancel it. */
+  private timer: { cancel(): void } | undefined;
   private readonly preferred: Set<number>;
   /** A sub-millisecond delay has had its one round of I/O. */
   private delayOver = false;
@@ -77,13 +78,17 @@ export class DynamicBatcher extends Scheduler {
       if (short) this.delayOver = true;
       this.dispatch();
     };
-    this.timer = short ? setImmediate(fire) : setTimeout(fire, us / 1000);
+    if (short) {
+      const immediate = setImmediate(fire);
+      this.timer = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timeout = setTimeout(fire, us / 1000);
+      this.timer = { cancel: () => clearTimeout(timeout) };
+    }
   }
 
   private disarm(): void {
-    if (!this.timer) return;
-    if ("hasRef" in this.timer && "refresh" in this.timer) clearTimeout(this.timer as NodeJS.Timeout);
-    else clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer?.cancel();
     this.timer = undefined;
   }
 }

@@ -387,11 +387,6 @@ export class InferenceServer {
     this.live = false;
   }
 
-  /** Requests accepted by infer() and not yet answered. */
-  get inflightRequests(): number {
-    return this.inflight;
-  }
-
   private logTables(): void {
     const rows = this.repository.tableRows();
     const backends = [...new Set(this.repository.modelVersions().map((m) => m.backendName))];

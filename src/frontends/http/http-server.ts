@@ -1,5 +1,4 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
 import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
@@ -7,6 +6,7 @@ import { logSettingsUpdateFromJson } from "../../core/log-settings.js";
 import { traceSettingUpdateFromJson } from "../../core/trace-settings.js";
 import { registerRequestFromJson } from "../../core/shared-memory.js";
 import { pickEncoding, readBody } from "./body.js";
+import { closeHttp, listenHttp } from "./listener.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
 import { matchRoute, type RouteMatch } from "./routes.js";
 import { httpStatus } from "./status.js";
@@ -55,24 +55,15 @@ export class HttpFrontend {
 
   /** Starts listening; resolves with the bound port. */
   async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.options.port ?? 8000, this.options.address ?? "0.0.0.0", () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const port = (this.server.address() as AddressInfo).port;
-    this.core.logger.info("http_server.ts", `Started HTTPService at ${this.options.address ?? "0.0.0.0"}:${port}`);
+    const address = this.options.address ?? "0.0.0.0";
+    const port = await listenHttp(this.server, this.options.port ?? 8000, address);
+    this.core.logger.info("http_server.ts", `Started HTTPService at ${address}:${port}`);
     return port;
   }
 
   /** Stops accepting connections; idle keep-alive connections are closed, busy ones finish. */
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+  close(): Promise<void> {
+    return closeHttp(this.server);
   }
 
   /** Ends every remaining connection (after the drain timeout). */

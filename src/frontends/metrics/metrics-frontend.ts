@@ -1,9 +1,9 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
 import type { InferenceServer } from "../../core/server.js";
 import { CpuMetrics } from "./cpu-metrics.js";
 import { InferenceMetrics } from "./inference-metrics.js";
+import { closeHttp, listenHttp } from "../http/listener.js";
 import { DEFAULT_METRICS_CONFIG, type MetricsConfig } from "./metrics-config.js";
 
 export interface MetricsFrontendOptions {
@@ -56,14 +56,7 @@ export class MetricsFrontend {
       }
     }
     const address = this.options.address ?? "0.0.0.0";
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.options.port ?? 8002, address, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    const port = (this.server.address() as AddressInfo).port;
+    const port = await listenHttp(this.server, this.options.port ?? 8002, address);
     this.core.logger.info("http_server.ts", `Started Metrics Service at ${address}:${port}`);
     return port;
   }
@@ -78,11 +71,7 @@ export class MetricsFrontend {
   async close(): Promise<void> {
     this.cpu?.stop();
     this.inference.close();
-    if (!this.server.listening) return;
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    await closeHttp(this.server);
   }
 
   /** Ends every remaining connection. */

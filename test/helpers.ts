@@ -363,11 +363,12 @@ export interface CliServer {
 
 /**
  * Starts the CLI with `args` (add `--http-port 0` for an ephemeral port) and
- * resolves once it logs "Started HTTPService at <addr>:<port>".
+ * resolves once it logs "Started HTTPService at <addr>:<port>". `nodeFlags`
+ * go to Node.js itself, before the script.
  */
-export function startCli(args: string[], timeoutMs = 30_000): Promise<CliServer> {
+export function startCli(args: string[], timeoutMs = 30_000, nodeFlags: string[] = []): Promise<CliServer> {
   const cli = path.join(ROOT, "dist", "src", "cli", "main.js");
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeFlags, cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {

@@ -40,9 +40,7 @@ export class OrtWorker {
 
   constructor(init: WorkerInit) {
     this.label = `model '${init.model}' version ${init.version}`;
-    // Flags such as --input-type (from `node --input-type=module -e ...`) make a worker fail to start.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a));
-    this.worker = new Worker(WORKER_URL, { workerData: init, execArgv });
+    this.worker = startWorker(init);
     this.ready = new Promise<Reply>((resolve, reject) => this.pending.set(READY_ID, { resolve, reject })).then(
       (r) => (r as Extract<Reply, { type: "ready" }>).metadata,
     );
@@ -132,6 +130,37 @@ export class OrtWorker {
   }
 }
 
+/**
+ * The server's own Node.js flags that a worker accepts. Process-wide flags
+ * (V8's `--trace-gc`, `--expose-gc`, ...) are refused by `new Worker`, yet
+ * they already apply to every thread, so they are dropped rather than making
+ * every model fail to load when the server is run under a profiler.
+ */
+let workerExecArgv: string[] | undefined;
+
+function startWorker(init: WorkerInit): Worker {
+  // `--input-type` (from `node --input-type=module -e ...`) would apply to the worker's file.
+  let execArgv = workerExecArgv ?? process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a));
+  for (;;) {
+    try {
+      const worker = new Worker(WORKER_URL, { workerData: init, execArgv });
+      workerExecArgv = execArgv;
+      return worker;
+    } catch (e) {
+      const refused = (e as NodeJS.ErrnoException).code === "ERR_WORKER_INVALID_EXEC_ARGV" ? invalidFlags((e as Error).message) : [];
+      const kept: string[] = execArgv.filter((a) => !refused.includes(a) && !refused.includes(a.split("=")[0]!));
+      if (kept.length === execArgv.length) throw e;
+      execArgv = kept;
+    }
+  }
+}
+
+/** The flags named by Node's "Initiated Worker with invalid execArgv flags: --a, --b". */
+function invalidFlags(message: string): string[] {
+  const list = message.split(":").slice(1).join(":");
+  return list.split(/[\s,]+/).filter((f) => f.startsWith("-"));
+}
+
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 /** Options a worker was started with, to tell whether a session must be reloaded. */
@@ -171,8 +200,9 @@ export function packRequests(requests: readonly BatchRequest[]): { requests: Bat
 export class OnnxRuntimeInstance implements BackendInstance {
   readonly name: string;
   private readonly worker: OrtWorker;
-  /** Settles when every execution accepted so far has finished (release waits for it). */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Executions accepted and not yet finished; release waits for them. */
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
   private released: Promise<void> | undefined;
   private readonly onRelease: () => void;
 
@@ -191,10 +221,12 @@ export class OnnxRuntimeInstance implements BackendInstance {
     if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
     // Posted at once: the worker runs its messages one at a time, in order, so a
     // second batch waits in the worker's queue, not behind a main-thread round trip.
-    const run = this.run(requests);
-    const settled = run.catch(() => undefined);
-    this.queue = Promise.all([this.queue, settled]);
-    return run;
+    // A counter, not a promise chain: a chain's value would keep every finished
+    // batch's results reachable for as long as the instance lives.
+    this.inFlight++;
+    return this.run(requests).finally(() => {
+      if (--this.inFlight === 0) this.idle?.();
+    });
   }
 
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
@@ -209,10 +241,11 @@ export class OnnxRuntimeInstance implements BackendInstance {
 
   /** Waits for the batch in progress, then ends the worker. */
   release(): Promise<void> {
-    this.released ??= this.queue.then(async () => {
+    this.released ??= (async () => {
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
       await this.worker.close();
       this.onRelease();
-    });
+    })();
     return this.released;
   }
 }

@@ -10,7 +10,7 @@ import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { LoadCell, LoadResult } from "./load-generator.js";
 import { compareOutputs, seededFloats, type BenchTensor, type DecodedOutput } from "./payload.js";
 
@@ -180,6 +180,8 @@ export async function httpGetStatus(port: number, urlPath: string): Promise<numb
 export interface ServerHandle {
   name: string;
   port: number;
+  /** The server's process, for its CPU time and memory from /proc. */
+  pid: number;
   /** Stops the server; resolves with a problem description, or undefined when it exited cleanly. */
   stop(): Promise<string | undefined>;
   /** Set if the process exited while it should have been serving. */
@@ -212,6 +214,7 @@ function supervise(name: string, child: ChildProcess, port: number, log: () => s
   return {
     name,
     port,
+    pid: child.pid ?? 0,
     log,
     died: () => (!stopping && exit !== undefined ? `${name} exited (${exit}) during the benchmark:\n${log()}` : undefined),
     async stop() {
@@ -258,6 +261,8 @@ export interface TritiumHandle extends ServerHandle {
   grpcPort?: number;
   /** `node dist/src/cli/main.js ...` as a reader can retype it (temporary paths shortened). */
   commandLine: string;
+  /** The server's `process.memoryUsage()`; only with `heapProbe`. */
+  heap(): Promise<NodeJS.MemoryUsage>;
 }
 
 export interface TritiumOptions {
@@ -269,6 +274,8 @@ export interface TritiumOptions {
   extra?: string[];
   /** Models whose readiness to report if the server does not become ready. */
   models?: string[];
+  /** Load `heap-probe.js` into the server, so `heap()` can ask for its V8 heap. */
+  heapProbe?: boolean;
 }
 
 /**
@@ -300,7 +307,8 @@ export async function startTritium(opts: TritiumOptions = {}): Promise<TritiumHa
     if (required || new RegExp(`${flagName}\\b`).test(text)) args.push(flag);
     else dropped.push(flag);
   }
-  const child = spawn(process.execPath, [TRITIUM_MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const probe = opts.heapProbe ? ["--import", pathToFileURL(path.join(HERE, "heap-probe.js")).href] : [];
+  const child = spawn(process.execPath, [...probe, TRITIUM_MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", ...(opts.heapProbe ? ["ipc" as const] : [])] });
   const log = tail(child);
   const handle = supervise(name, child, port, log, 35_000);
   const deadline = Date.now() + 120_000;
@@ -316,8 +324,61 @@ export async function startTritium(opts: TritiumOptions = {}): Promise<TritiumHa
     await new Promise((r) => setTimeout(r, 100));
   }
   const shown = args.map((a) => a.replace(ROOT, "").replace(os.tmpdir(), "$TMPDIR"));
-  return { ...handle, args, dropped, grpcPort, commandLine: `node dist/src/cli/main.js ${shown.join(" ")}` };
+  const heap = (): Promise<NodeJS.MemoryUsage> => {
+    if (!opts.heapProbe) return Promise.reject(new Error("started without heapProbe"));
+    return new Promise((resolve) => {
+      child.once("message", (m) => resolve(m as NodeJS.MemoryUsage));
+      child.send("memory");
+    });
+  };
+  return { ...handle, args, dropped, grpcPort, heap, commandLine: `node dist/src/cli/main.js ${shown.join(" ")}` };
 }
+
+// ---------------------------------------------------------------- the server's own cost, from /proc
+
+/** CPU seconds (user + system) a process has used so far, all its threads included. */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Linux reports CPU time in ticks of 1/100 s on every platform Node supports. */
+const CLOCK_TICKS = 100;
+
+/** Resident memory of a process, bytes. */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** What a server spent on a measured window: CPU per successful request and its memory before and after. */
+export interface ServerCost {
+  cpuUsPerRequest: number;
+  rssStartMB: number;
+  rssEndMB: number;
+}
+
+/**
+ * Runs one cell and measures the server process over its measured window
+ * (from the load generator's "measuring" signal to its result).
+ */
+export async function runCellWithCost(cell: LoadCell, server: ServerHandle | undefined): Promise<{ result: LoadResult; cost?: ServerCost }> {
+  if (!server) return { result: await runCell(cell) };
+  let cpu0 = NaN;
+  let rss0 = NaN;
+  const result = await runCell(cell, () => {
+    cpu0 = cpuSeconds(server.pid);
+    rss0 = rssBytes(server.pid);
+  });
+  if (!Number.isFinite(cpu0) || server.died()) return { result };
+  const cpu = cpuSeconds(server.pid) - cpu0;
+  return { result, cost: { cpuUsPerRequest: result.completed > 0 ? (cpu * 1e6) / result.completed : NaN, rssStartMB: rss0 / 2 ** 20, rssEndMB: rssBytes(server.pid) / 2 ** 20 } };
+}
+
+export const costText = (c: ServerCost | undefined): string => (c && Number.isFinite(c.cpuUsPerRequest) ? `${Math.round(c.cpuUsPerRequest)}` : "—");
+export const memoryText = (c: ServerCost | undefined): string => (c ? `${Math.round(c.rssStartMB)} → ${Math.round(c.rssEndMB)}` : "—");
 
 // ---------------------------------------------------------------- report helpers
 

@@ -21,12 +21,12 @@
  * Exit status 1 when a request failed or an answer carried wrong values.
  */
 import os from "node:os";
-import type { LoadResult } from "./load-generator.js";
+import type { LoadCell, LoadResult } from "./load-generator.js";
 import {
   cellProblems, environment, environmentLines, failedText, modelInputs, modelPath, ms, numberList, option,
-  positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, signedMs, startHandwritten, startTritium, valuesText,
+  positiveNumber, rate, ratio, referenceOutputs, runMain, signedMs, startHandwritten, startTritium, valuesText,
   writeReadmeSection, type ServerHandle,
-  problemLines,
+  problemLines, runCellWithCost, costText, memoryText, type ServerCost,
 } from "./harness.js";
 import { binaryRequest, jsonRequest, type BenchTensor, type DecodedOutput, type EncodedRequest } from "./payload.js";
 
@@ -65,6 +65,8 @@ interface Row {
   payload: Payload;
   concurrency: number;
   result: LoadResult;
+  /** The server process's CPU per request and memory over the window (absent in-process). */
+  cost?: ServerCost;
 }
 
 // ---------------------------------------------------------------- measurement
@@ -85,26 +87,27 @@ async function measureAll(models: ModelCase[], servers: { hw?: ServerHandle; tri
         if (server !== "in-process" && (!handle || gone.has(server))) continue;
         process.stderr.write(`  ${model.name} c=${concurrency} ${server} ${payload} ...`);
         const timing = { concurrency, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS, expected: model.expected };
-        let result: LoadResult;
+        let cell: LoadCell;
         if (payload === "tensors") {
-          result = await runCell({ kind: "inprocess", modelPath: modelPath(model.name), inputs: model.inputs, ...timing });
+          cell = { kind: "inprocess", modelPath: modelPath(model.name), inputs: model.inputs, ...timing };
         } else if (payload === "grpc" || payload === "grpc-stream") {
-          result = await runCell({
+          cell = {
             kind: "grpc", mode: payload === "grpc" ? "unary" : "stream", address: `127.0.0.1:${servers.tritium!.grpcPort}`,
             model: model.name, inputs: model.inputs, ...timing,
-          });
+          };
         } else {
           const req = payload === "json" ? model.json : model.binary;
-          result = await runCell({
+          cell = {
             kind: "http",
             url: `http://127.0.0.1:${handle!.port}/v2/models/${model.name}/infer`,
             headers: req.headers,
             body: req.body,
             binaryResponse: payload === "binary",
             ...timing,
-          });
+          };
         }
-        rows.push({ model, server, payload, concurrency, result });
+        const { result, cost } = await runCellWithCost(cell, handle);
+        rows.push({ model, server, payload, concurrency, result, cost });
         process.stderr.write(` ${rate(result)} req/s, p50 ${ms(result.p50Ms)} ms${result.failed || result.warmupFailed ? `, ${result.failed + result.warmupFailed} FAILED` : ""}${result.fatal ? " (did not run)" : ""}\n`);
         const died = handle?.died();
         if (died) {
@@ -157,8 +160,8 @@ function report(env: ReturnType<typeof environment>, rows: Row[], models: ModelC
   out.push(...environmentLines(env, `${SECONDS} s measured per cell after ${WARMUP_SECONDS} s warm-up`));
   out.push("");
   if (info.length) out.push(...info, "");
-  out.push("| Model | Server | Payload (request → response) | Concurrency | Req/s | p50 ms | p99 ms | Failed | Values | vs baseline |");
-  out.push("|---|---|---|--:|--:|--:|--:|--:|---|---|");
+  out.push("| Model | Server | Payload (request → response) | Concurrency | Req/s | p50 ms | p99 ms | Server CPU µs/req | Server RSS MB | Failed | Values | vs baseline |");
+  out.push("|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|");
   let ok = true;
   for (const model of models) {
     for (const c of CONCURRENCIES) {
@@ -168,6 +171,7 @@ function report(env: ReturnType<typeof environment>, rows: Row[], models: ModelC
         const r = row.result;
         if (r.fatal || r.failed || r.warmupFailed || r.wrong || r.completed === 0) ok = false;
         out.push(`| ${model.name} (${model.shapes}) | ${server} | ${payloadText(row)} | ${c} | ${rate(r)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ` +
+          `${costText(row.cost)} | ${memoryText(row.cost)} | ` +
           `${failedText(r)} | ${valuesText(r)} | ${comparison(rows, row)} |`);
       }
     }
@@ -191,6 +195,10 @@ function report(env: ReturnType<typeof environment>, rows: Row[], models: ModelC
       if (!t || !hw) continue;
       const x = rate(hw.result) > 0 ? rate(t.result) / rate(hw.result) : NaN;
       out.push(`- ${model.name}, concurrency ${c}: Tritium binary ${ratio(rate(t.result), rate(hw.result))} the hand-written server's req/s (target ≥ 1×): ${x >= 1 ? "met" : "**missed**"}`);
+      const [tc, hc] = [t.cost?.cpuUsPerRequest ?? NaN, hw.cost?.cpuUsPerRequest ?? NaN];
+      if (Number.isFinite(tc) && Number.isFinite(hc)) {
+        out.push(`- ${model.name}, concurrency ${c}: Tritium binary uses ${ratio(tc, hc)} the hand-written server's CPU per request (${Math.round(tc)} vs ${Math.round(hc)} µs; target ≤ 1.2×): ${tc <= 1.2 * hc ? "met" : "**missed**"}`);
+      }
     }
   }
 

@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Backend } from "./backend.js";
+import { parseVersionString } from "./version-string.js";
 import { TritonError, asTritonError, codeString, invalidArg, notFound, unavailable } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { modelConfigFromJson, type ModelConfig } from "./model-config.js";
@@ -169,19 +170,20 @@ export class ModelRepositoryManager {
    * messages (`Request for unknown model: ...`) and codes.
    */
   getModel(name: string, version?: string): ModelVersion {
+    // As Triton, a malformed version is reported before the model is looked up.
+    const wanted = version === undefined ? undefined : parseVersionString(version);
     const entry = this.models.get(name);
     if (!entry) {
       throw this.repoModels.has(name)
         ? notFound(`Request for unknown model: '${name}' is not found`)
         : invalidArg(`Request for unknown model: '${name}' is not found`);
     }
-    if (version === undefined || version === "" ) {
+    if (wanted === undefined) {
       const versions = [...entry.ready.keys()].sort((a, b) => b - a);
       if (versions.length === 0) throw notFound(`Request for unknown model: '${name}' has no available versions`);
       return entry.ready.get(versions[0]!)!;
     }
-    if (!/^[0-9]+$/.test(version)) throw invalidArg(`failed to parse version '${version}' of model '${name}': expected an integer`);
-    const v = Number(version);
+    const v = wanted;
     const mv = entry.ready.get(v);
     if (mv && mv.state === "READY") return mv;
     const s = entry.status.get(v);

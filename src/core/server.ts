@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Backend } from "./backend.js";
+import { parseVersionString } from "./version-string.js";
 import { invalidArg, unavailable } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./inference.js";
 import { Logger, renderTable } from "./logger.js";
@@ -181,6 +182,8 @@ export class InferenceServer {
 
   /** `/v2/models/{m}[/versions/{v}]/ready` */
   isModelReady(name: string, version?: string): boolean {
+    // A malformed version is the client's error, not a model that is not ready (as Triton).
+    if (version !== undefined) parseVersionString(version);
     try {
       return this.getModel(name, version).state === "READY";
     } catch {
@@ -298,7 +301,8 @@ export class InferenceServer {
       // Triton's lookup and messages (TRITONSERVER_ServerModelStatistics): both INVALID_ARG.
       const ready = this.repository.readyVersions(name);
       if (ready.length === 0) throw invalidArg(`requested model '${name}' is not available`);
-      versions = version === undefined || version === "" ? ready : ready.filter((mv) => String(mv.version) === version);
+      const wanted = version === undefined ? undefined : parseVersionString(version);
+      versions = wanted === undefined ? ready : ready.filter((mv) => mv.version === wanted);
       if (versions.length === 0) throw invalidArg(`requested model version is not available for model '${name}'`);
     }
     return {

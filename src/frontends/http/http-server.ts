@@ -5,6 +5,7 @@ import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromJson } from "../../core/log-settings.js";
 import { traceSettingUpdateFromJson } from "../../core/trace-settings.js";
 import { registerRequestFromJson } from "../../core/shared-memory.js";
+import { parseVersionString } from "../../core/version-string.js";
 import { pickEncoding, readBody } from "./body.js";
 import { closeHttp, listenHttp } from "./listener.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
@@ -77,13 +78,13 @@ export class HttpFrontend {
     const path = q < 0 ? url : url.slice(0, q); // query parameters are accepted and ignored
     const match = matchRoute(req.method ?? "GET", path);
     try {
-      if (match === undefined) return this.sendJson(req, res, 404, { error: "Not Found" });
-      if (match === "method") return this.sendJson(req, res, 405, { error: "Method Not Allowed" });
+      if (match === undefined) return this.sendJson(res, 404, { error: "Not Found" });
+      if (match === "method") return this.sendJson(res, 405, { error: "Method Not Allowed" });
       await this.dispatch(match, req, res);
     } catch (e) {
       const err = asTritonError(e);
       if (err.code === "INTERNAL") this.core.logger.error("http_server.ts", `${req.method} ${path}: ${err.message}`);
-      if (!res.headersSent) this.sendJson(req, res, httpStatus(err.code), { error: err.message });
+      if (!res.headersSent) this.sendJson(res, httpStatus(err.code), { error: err.message });
       else res.destroy();
     }
   }
@@ -96,9 +97,9 @@ export class HttpFrontend {
       case "health_ready":
         return this.sendEmpty(res, core.isReady() ? 200 : 400);
       case "server_metadata":
-        return this.sendJson(req, res, 200, core.metadata());
+        return this.sendJson(res, 200, core.metadata());
       case "model_metadata":
-        return this.sendJson(req, res, 200, core.modelMetadata(m.model!, m.version));
+        return this.sendJson(res, 200, core.modelMetadata(m.model!, m.version));
       case "model_ready":
         // As Triton's HandleModelReady: an unknown model or version is simply
         // "not ready" (400), as gRPC's ModelReady answers ready=false.
@@ -106,30 +107,30 @@ export class HttpFrontend {
         if (!core.isModelReady(m.model!, m.version)) throw invalidArg("Model version not ready");
         return this.sendEmpty(res, 200);
       case "model_config":
-        return this.sendJson(req, res, 200, core.modelConfigJson(m.model!, m.version));
+        return this.sendJson(res, 200, core.modelConfigJson(m.model!, m.version));
       case "model_stats":
       case "all_stats":
-        return this.sendJson(req, res, 200, core.statistics(m.model, m.version));
+        return this.sendJson(res, 200, core.statistics(m.model, m.version));
       case "model_infer":
         return this.infer(m, req, res);
       case "repository_index": {
         const body = await this.readJsonBody(req);
         const ready = body?.ready;
         if (ready !== undefined && typeof ready !== "boolean") throw invalidArg("'ready' of the repository index request must be a boolean");
-        return this.sendJson(req, res, 200, await core.repositoryIndex(ready === true));
+        return this.sendJson(res, 200, await core.repositoryIndex(ready === true));
       }
       case "repository_load": {
         const params = (await this.readJsonBody(req))?.parameters;
         await core.repositoryLoad(m.model!, loadOverrides(params, m.model!));
-        return this.sendJson(req, res, 200, {});
+        return this.sendJson(res, 200, {});
       }
       case "repository_unload": {
         const params = (await this.readJsonBody(req))?.parameters as Record<string, unknown> | undefined;
         await core.repositoryUnload(m.model!, params?.unload_dependents === true);
-        return this.sendJson(req, res, 200, {});
+        return this.sendJson(res, 200, {});
       }
       case "shm_status":
-        return this.sendJson(req, res, 200, core.systemSharedMemoryStatus(m.region));
+        return this.sendJson(res, 200, core.systemSharedMemoryStatus(m.region));
       case "shm_register": {
         if (m.region === undefined) throw invalidArg("'region name' is necessary to register system shared memory region");
         const r = registerRequestFromJson(await this.readJsonBody(req));
@@ -140,7 +141,7 @@ export class HttpFrontend {
         core.unregisterSystemSharedMemory(m.region);
         return this.sendEmpty(res, 200);
       case "cuda_shm_status":
-        return this.sendJson(req, res, 200, core.cudaSharedMemoryStatus(m.region));
+        return this.sendJson(res, 200, core.cudaSharedMemoryStatus(m.region));
       case "cuda_shm_register":
         core.registerCudaSharedMemory(m.region ?? "");
         return this.sendEmpty(res, 200);
@@ -149,16 +150,18 @@ export class HttpFrontend {
       case "trace_setting":
       case "model_trace_setting": {
         const body = m.method === "POST" ? await this.readJsonBody(req) : undefined;
-        return this.sendJson(req, res, 200, core.traceSetting(m.model, body && traceSettingUpdateFromJson(body)));
+        return this.sendJson(res, 200, core.traceSetting(m.model, body && traceSettingUpdateFromJson(body)));
       }
       case "logging": {
         const body = m.method === "POST" ? await this.readJsonBody(req) : undefined;
-        return this.sendJson(req, res, 200, core.logSettings(body && logSettingsUpdateFromJson(body)));
+        return this.sendJson(res, 200, core.logSettings(body && logSettingsUpdateFromJson(body)));
       }
     }
   }
 
   private async infer(m: RouteMatch, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // As Triton, a malformed version fails before the body is looked at.
+    if (m.version !== undefined) parseVersionString(m.version);
     const body = await readBody(req, this.maxInputSize);
     const hl = req.headers["inference-header-content-length"];
     let headerLength: number | undefined;
@@ -184,7 +187,7 @@ export class HttpFrontend {
     } else {
       headers["Content-Type"] = "application/json";
     }
-    this.send(req, res, 200, headers, encoded.chunks);
+    this.send(res, 200, headers, encoded.chunks, pickEncoding(req.headers["accept-encoding"] as string | undefined));
   }
 
   private async readJsonBody(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
@@ -205,13 +208,17 @@ export class HttpFrontend {
     res.end();
   }
 
-  private sendJson(req: IncomingMessage, res: ServerResponse, status: number, value: unknown): void {
-    this.send(req, res, status, { "Content-Type": "application/json" }, [Buffer.from(JSON.stringify(value), "utf8")]);
+  /**
+   * A JSON answer, never compressed: as Triton, only inference responses
+   * follow Accept-Encoding. Clients such as tritonclient's aiohttp one send
+   * `Accept-Encoding: gzip` on every request and read these bodies as they come.
+   */
+  private sendJson(res: ServerResponse, status: number, value: unknown): void {
+    this.send(res, status, { "Content-Type": "application/json" }, [Buffer.from(JSON.stringify(value), "utf8")]);
   }
 
-  /** Writes a response, compressed when the client's Accept-Encoding asks for it. */
-  private send(req: IncomingMessage, res: ServerResponse, status: number, headers: http.OutgoingHttpHeaders, chunks: Uint8Array[]): void {
-    const encoding = pickEncoding(req.headers["accept-encoding"] as string | undefined);
+  /** Writes a response, compressed with `encoding` when one is given. */
+  private send(res: ServerResponse, status: number, headers: http.OutgoingHttpHeaders, chunks: Uint8Array[], encoding?: "gzip" | "deflate"): void {
     if (encoding) {
       const joined = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const body = encoding === "gzip" ? zlib.gzipSync(joined) : zlib.deflateSync(joined);

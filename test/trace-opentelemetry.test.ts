@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Logger } from "../src/core/logger.js";
 import { EXAMPLES, getJson, postJson, startCli, startServer, tempRepository, type TestServer } from "./helpers.js";
 
 /** An OTLP span as the OTLP/HTTP JSON encoding carries it. */
@@ -171,5 +172,24 @@ describe("OpenTelemetry export from the CLI", () => {
     } finally {
       await collector.close();
     }
+  });
+});
+
+describe("OpenTelemetry exporter that cannot start", () => {
+  it("serves, logs why, holds no traces for it and stops cleanly", async () => {
+    const lines: string[] = [];
+    const logger = new Logger({ info: false, warning: false, error: true }, (line) => lines.push(line));
+    const s = await startServer({
+      modelRepository: await tempRepository({ simple: path.join(EXAMPLES, "simple") }),
+      trace: { mode: "opentelemetry", level: ["TIMESTAMPS"], rate: 1, opentelemetry: { url: "not a url" } },
+      logger,
+    });
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await postJson(`${s.url}/v2/models/simple/infer`, simpleBody(String(i)))).status, 200);
+      await s.core.flushTraces();
+    } finally {
+      await s.close();
+    }
+    assert.ok(lines.some((l) => l.includes("failed to start the OpenTelemetry exporter") && l.includes("not a url")), lines.join("\n"));
   });
 });

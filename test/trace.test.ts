@@ -217,6 +217,17 @@ describe("trace files", () => {
     assert.deepEqual([...byTrace(JSON.parse(await fs.readFile(`${file}.2`, "utf8"))).keys()], [5]);
   });
 
+  it("appends traces to the trace file while serving when log_frequency is 0, instead of holding them until shutdown", async () => {
+    const file = await tempTraceFile();
+    await traced({ file, level: ["TIMESTAMPS"], rate: 1 }, async (s) => {
+      await infer(s, 300);
+      await s.core.flushTraces();
+      const written = byTrace(JSON.parse(await fs.readFile(file, "utf8")));
+      assert.ok(written.size >= 256 && written.size < 300, `${written.size} traces written while serving`);
+    });
+    assert.equal(byTrace(JSON.parse(await fs.readFile(file, "utf8"))).size, 300);
+  });
+
   it("writes held traces when a setting changes, and keeps the trace file a valid JSON array", async () => {
     const file = await tempTraceFile();
     await traced({ file, level: ["TIMESTAMPS"], rate: 1 }, async (s) => {

@@ -8,6 +8,15 @@ import type { Tensor } from "./tensor.js";
  * bytes, least recently used entries leave first. One cache serves every
  * model that sets `response_cache { enable: true }`.
  */
+/**
+ * What an entry costs beyond its tensor bytes (the entry and its Map slot;
+ * per tensor, the object, its shape array and the ArrayBuffer's own header),
+ * measured with heap snapshots. Without it, a cache of small outputs held
+ * several times its budget.
+ */
+const ENTRY_OVERHEAD = 256;
+const TENSOR_OVERHEAD = 320;
+
 export class ResponseCache {
   private readonly entries = new Map<string, { outputs: Tensor[]; bytes: number }>();
   private used = 0;
@@ -38,7 +47,7 @@ export class ResponseCache {
 
   /** Stores a copy of the outputs (the originals go to the client). */
   put(key: string, outputs: readonly Tensor[]): void {
-    const bytes = outputs.reduce((n, t) => n + t.data.byteLength + 64, key.length);
+    const bytes = outputs.reduce((n, t) => n + t.data.byteLength + TENSOR_OVERHEAD + t.name.length, ENTRY_OVERHEAD + key.length);
     if (bytes > this.capacityBytes || this.entries.has(key)) return;
     while (this.used + bytes > this.capacityBytes) {
       const [oldest, e] = this.entries.entries().next().value as [string, { bytes: number }];

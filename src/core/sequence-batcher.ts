@@ -81,6 +81,7 @@ export class SequenceBatcher {
   private readonly slotsPerInstance: number;
   /** Correlation IDs recently ended for being idle, to explain the next request's error. */
   private readonly expired = new Set<string>();
+  private expiredChars = 0;
   private busy = 0;
   private stopped = false;
   private drainWaiters: (() => void)[] = [];
@@ -129,7 +130,7 @@ export class SequenceBatcher {
       if (seq) {
         return reject(new TritonError("ALREADY_EXISTS", `sequence ${String(params.sequenceId)} of model '${model}' is already in progress; it must end before it can start again`));
       }
-      this.expired.delete(key);
+      if (this.expired.delete(key)) this.expiredChars -= key.length;
       seq = { id: params.sequenceId, key, queue: [], inFlight: false, active: true, state: new Map(), ending: false };
       this.sequences.set(key, seq);
       this.place(seq);
@@ -201,13 +202,26 @@ export class SequenceBatcher {
     if (next) this.place(next);
   }
 
+  /**
+   * Keeps an expired correlation ID so its next request gets a clear error.
+   * Bounded in count and in characters: string IDs have no length limit.
+   */
+  private rememberExpired(key: string): void {
+    this.expired.add(key);
+    this.expiredChars += key.length;
+    while (this.expired.size > 10_000 || this.expiredChars > 1 << 20) {
+      const oldest = this.expired.values().next().value!;
+      this.expired.delete(oldest);
+      this.expiredChars -= oldest.length;
+    }
+  }
+
   /** Restarts the idle clock of a sequence. */
   private touch(seq: Sequence): void {
     clearTimeout(seq.idleTimer);
     seq.idleTimer = setTimeout(() => {
       if (seq.queue.length > 0 || seq.inFlight) return this.touch(seq);
-      this.expired.add(seq.key);
-      if (this.expired.size > 10_000) this.expired.delete(this.expired.values().next().value!);
+      this.rememberExpired(seq.key);
       this.release(seq);
       this.dispatch();
     }, this.idleUs / 1000);

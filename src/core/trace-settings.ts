@@ -57,6 +57,8 @@ export interface TraceOptions extends Partial<TraceSetting> {
 }
 
 export const OTEL_DEFAULT_URL = "http://localhost:4318/v1/traces";
+/** The batch span processor's queue when `bsp_max_queue_size` is not given (the OpenTelemetry SDK's default). */
+export const OTEL_DEFAULT_QUEUE_SIZE = 2048;
 
 /** Triton's defaults: OFF, every 1000th request, no count limit, no log frequency, no file. */
 export const DEFAULT_TRACE_SETTING: TraceSetting = { level: [], rate: 1000, count: -1, logFrequency: 0, file: "" };

@@ -19,6 +19,7 @@ import { invalidArg } from "../errors.js";
 import type { Logger } from "../logger.js";
 import {
   DEFAULT_TRACE_SETTING,
+  OTEL_DEFAULT_QUEUE_SIZE,
   OTEL_DEFAULT_URL,
   applyOverlay,
   invalidReason,
@@ -57,7 +58,9 @@ export class TraceManager {
   private otel: OpenTelemetryExporter | undefined;
   private otelLoading: Promise<void> | undefined;
   /** Traces taken while the OpenTelemetry SDK was still loading. */
-  private readonly pending: TraceRecord[] = [];
+  private pending: TraceRecord[] = [];
+  /** The exporter could not start: traces are dropped instead of held for it. */
+  private otelFailed = false;
   private nextId = 1;
   private subscribed = false;
   private closed = false;
@@ -181,20 +184,25 @@ export class TraceManager {
       const record = traceRecord(this.nextId++, e, scope.setting.level);
       if (this.mode === "triton") scope.collect(tritonTraceJson(record));
       else if (this.otel) this.otel.export(record);
-      else this.pending.push(record);
+      // Held while the SDK loads, as many as the exporter's own queue would hold.
+      else if (!this.otelFailed && this.pending.length < (this.otelOptions.bspMaxQueueSize ?? OTEL_DEFAULT_QUEUE_SIZE)) this.pending.push(record);
     } catch (err) {
       this.deps.logger.error("tracer.ts", `failed to trace a request for '${e.model}': ${(err as Error).message}`);
     }
   }
 
   private loadOpenTelemetry(): void {
-    this.otelLoading = import("./otel-exporter.js").then(
-      ({ OpenTelemetryExporter }) => {
+    this.otelLoading = import("./otel-exporter.js")
+      .then(({ OpenTelemetryExporter }) => {
         this.otel = new OpenTelemetryExporter(this.otelOptions);
         for (const r of this.pending.splice(0)) this.otel.export(r);
-      },
-      (e: unknown) => this.deps.logger.error("tracer.ts", `failed to load the OpenTelemetry SDK: ${(e as Error).message}`),
-    );
+      })
+      .catch((e: unknown) => {
+        // No exporter will come: nothing may wait for it.
+        this.otelFailed = true;
+        this.pending = [];
+        this.deps.logger.error("tracer.ts", `failed to start the OpenTelemetry exporter: ${(e as Error).message}`);
+      });
   }
 
   private refreshSubscription(): void {

@@ -9,11 +9,15 @@
  *                 │
  *                 ▼ collect(json)
  *   buffer ──► <file>.<n>  when log_frequency traces are held, or the count is used up
- *          └─► <file>      at close() when log_frequency is 0 (shutdown or setting change)
+ *          └─► <file>      at close() when log_frequency is 0 (shutdown or setting change),
+ *                          and every APPEND_EVERY traces before that
  * ```
  */
 import { invalidReason, type TraceMode, type TraceOverlay, type TraceSetting } from "../trace-settings.js";
 import type { TraceFile } from "./trace-file.js";
+
+/** With log_frequency 0, traces held before they are appended to the trace file. */
+const APPEND_EVERY = 256;
 
 export class TraceScope {
   /** The setting; `count` goes down as traces are taken, and reads back so (as in Triton). */
@@ -55,6 +59,12 @@ export class TraceScope {
     // write them out whatever the rate.
     if (this.setting.count === 0 || (f !== 0 && this.buffer.length >= f)) {
       this.file.writeIndexed(this.buffer.join(","));
+      this.buffer = [];
+    } else if (f === 0 && this.buffer.length >= APPEND_EVERY) {
+      // Without a log frequency Triton holds every trace until shutdown; a
+      // server that runs for weeks cannot. Appending keeps the file one JSON
+      // array, so what a reader finds at the end is the same.
+      this.file.append(this.buffer.join(","));
       this.buffer = [];
     }
   }

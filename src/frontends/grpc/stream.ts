@@ -13,6 +13,9 @@ import { toServiceError } from "./status.js";
 
 type StreamCall = ServerDuplexStream<ModelInferRequest, ModelStreamInferResponse>;
 
+/** Requests of one stream running or waiting to be written before the stream stops reading. */
+const MAX_PENDING = 256;
+
 /**
  * `ModelStreamInfer`: a bidirectional stream of requests and responses.
  *
@@ -68,7 +71,9 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
 
   call.on("data", (msg: ModelInferRequest) => {
     if (finished) return;
-    pending++;
+    // A client that sends without reading would make finished responses pile
+    // up here: stop reading its requests until it catches up.
+    if (++pending >= MAX_PENDING) call.pause();
     const abort = new AbortController();
     inflight.add(abort);
     const result = run(core, msg, abort.signal, outputContents).finally(() => inflight.delete(abort));
@@ -89,7 +94,7 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
       } else {
         await write(create(ModelStreamInferResponseSchema, { inferResponse: r.response }));
       }
-      pending--;
+      if (--pending === MAX_PENDING >> 1) call.resume();
       maybeEnd();
     });
   });

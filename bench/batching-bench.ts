@@ -8,7 +8,8 @@
  *   npm run bench:batching                      # build, run, print the table
  *   npm run bench:batching -- --write           # ... and record it in bench/README.md
  *
- * Options: --write, --concurrency=1,8,32, --delay-us=500
+ * Options: --write, --model=image_classifier (or image_cnn, the mid-size CNN),
+ * --concurrency=1,8,32, --delay-us=500
  * (`max_queue_delay_microseconds` of the batching configuration).
  * Environment: BENCH_SECONDS (measured seconds per cell, default 3),
  * BENCH_WARMUP_SECONDS (default 1).
@@ -26,11 +27,11 @@ import {
   REPOSITORY, batched, cellProblems, environment, environmentLines, failedText, httpCall, modelInputs, modelPath, ms,
   numberList, option, positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, startHandwritten, startTritium,
   valuesText, writeReadmeSection, type ServerHandle, type TritiumHandle,
-  problemLines,
+  problemLines, runCellWithCost, costText, memoryText, type ServerCost,
 } from "./harness.js";
 import { binaryRequest } from "./payload.js";
 
-const MODEL = "image_classifier";
+const MODEL = option("model") ?? "image_classifier";
 const WRITE = process.argv.includes("--write");
 const SECONDS = positiveNumber(process.env.BENCH_SECONDS, 3, "BENCH_SECONDS");
 const WARMUP_SECONDS = positiveNumber(process.env.BENCH_WARMUP_SECONDS, 1, "BENCH_WARMUP_SECONDS");
@@ -49,6 +50,8 @@ interface Row {
   perCall: number;
   /** Tritium: executions by batch size in the measured window. */
   batches?: Map<number, number>;
+  /** The server process's CPU per request and memory over the window (servers only). */
+  cost?: ServerCost;
 }
 
 const inferencesPerSecond = (row: Row): number => rate(row.result) * row.perCall;
@@ -63,6 +66,9 @@ function makeRepositories(): { root: string; plain: string; batching: string; co
   const addition = `\ndynamic_batching { max_queue_delay_microseconds: ${DELAY_US} }\n`;
   for (const repo of [plain, batching]) {
     fs.cpSync(path.join(REPOSITORY, MODEL), path.join(repo, MODEL), { recursive: true });
+    // Whatever batching the example ships with, the plain copy has none and the other the one measured here.
+    const config = path.join(repo, MODEL, "config.pbtxt");
+    fs.writeFileSync(config, fs.readFileSync(config, "utf8").replace(/^dynamic_batching .*\n/m, ""));
   }
   fs.appendFileSync(path.join(batching, MODEL, "config.pbtxt"), addition);
   return { root, plain, batching, config: addition.trim() };
@@ -131,8 +137,9 @@ async function measureAll(servers: Servers, rows: Row[], problems: string[]): Pr
     if (!handle || gone.has(handle)) return undefined;
     process.stderr.write(`  c=${concurrency} ${kind} ...`);
     let before: Promise<Map<number, number> | Error> | undefined;
-    const result = await runCell(
+    const { result, cost } = await runCellWithCost(
       { kind: "http", url: `http://127.0.0.1:${handle.port}/v2/models/${MODEL}/infer`, headers: req.headers, body: req.body, binaryResponse: true, expected, ...timing(concurrency) },
+      handle,
       stats ? () => { before = batchCounts(handle.port).catch((e: Error) => e); } : undefined,
     );
     let batches: Map<number, number> | undefined;
@@ -146,7 +153,7 @@ async function measureAll(servers: Servers, rows: Row[], problems: string[]): Pr
         problems.push(`${kind} c=${concurrency}: batch statistics unavailable: ${(e as Error).message}`);
       }
     }
-    const row: Row = { kind, concurrency, result, perCall: 1, batches };
+    const row: Row = { kind, concurrency, result, perCall: 1, batches, cost };
     rows.push(row);
     process.stderr.write(` ${rate(result)} req/s, p99 ${ms(result.p99Ms)} ms${batches ? `, avg batch ${averageBatch(batches).toFixed(2)}` : ""}` +
       `${result.failed || result.warmupFailed ? `, ${result.failed + result.warmupFailed} FAILED` : ""}${result.fatal ? " (did not run)" : ""}\n`);
@@ -209,8 +216,8 @@ function report(env: ReturnType<typeof environment>, rows: Row[], info: string[]
   out.push(...environmentLines(env, `${SECONDS} s measured per cell after ${WARMUP_SECONDS} s warm-up`));
   out.push("");
   if (info.length) out.push(...info, "");
-  out.push("| Concurrency | Server | Batch size (Tritium: executions in the window) | Inferences/s | p50 ms | p99 ms | Failed | Values | vs baseline |");
-  out.push("|--:|---|---|--:|--:|--:|--:|---|---|");
+  out.push("| Concurrency | Server | Batch size (Tritium: executions in the window) | Inferences/s | p50 ms | p99 ms | Server CPU µs/req | Server RSS MB | Failed | Values | vs baseline |");
+  out.push("|--:|---|---|--:|--:|--:|--:|--:|--:|---|---|");
   let ok = true;
   for (const c of CONCURRENCIES) {
     for (const kind of ["hand-written", "Tritium", "Tritium batching", "in-process"] as const) {
@@ -218,19 +225,21 @@ function report(env: ReturnType<typeof environment>, rows: Row[], info: string[]
       if (!row) continue;
       const r = row.result;
       if (r.fatal || r.failed || r.warmupFailed || r.wrong || r.completed === 0) ok = false;
-      out.push(`| ${c} | ${serverText(row)} | ${batchText(row)} | ${inferencesPerSecond(row)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${failedText(r)} | ${valuesText(r)} | ${comparison(rows, row)} |`);
+      out.push(`| ${c} | ${serverText(row)} | ${batchText(row)} | ${inferencesPerSecond(row)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${costText(row.cost)} | ${memoryText(row.cost)} | ${failedText(r)} | ${valuesText(r)} | ${comparison(rows, row)} |`);
     }
   }
 
   out.push("");
-  out.push(`Targets (issue 4, concurrency ${TARGET_CONCURRENCY}):`);
+  // Issue 10: ≥ 1.5× the hand-written server on the mid-size CNN, ≥ 1.2× on image_classifier (issue 4 asked 2×).
+  const hwTarget = MODEL === "image_cnn" ? 1.5 : 1.2;
+  out.push(`Targets (concurrency ${TARGET_CONCURRENCY}):`);
   const dyn = find(rows, "Tritium batching", TARGET_CONCURRENCY);
   const hw = find(rows, "hand-written", TARGET_CONCURRENCY);
   const inproc = find(rows, "in-process", TARGET_CONCURRENCY);
   const verdict = (met: boolean): string => (met ? "met" : "**missed**");
   if (dyn && hw) {
     const x = inferencesPerSecond(hw) > 0 ? inferencesPerSecond(dyn) / inferencesPerSecond(hw) : NaN;
-    out.push(`- dynamic batching throughput ${ratio(inferencesPerSecond(dyn), inferencesPerSecond(hw))} the hand-written server's (target ≥ 2×): ${verdict(x >= 2)}`);
+    out.push(`- dynamic batching throughput ${ratio(inferencesPerSecond(dyn), inferencesPerSecond(hw))} the hand-written server's (target ≥ ${hwTarget}×): ${verdict(x >= hwTarget)}`);
     out.push(`- dynamic batching p99 ${ms(dyn.result.p99Ms)} ms vs hand-written ${ms(hw.result.p99Ms)} ms (target: no worse): ${verdict(dyn.result.p99Ms <= hw.result.p99Ms)}`);
   }
   if (dyn && inproc) {
@@ -272,7 +281,7 @@ async function main(): Promise<number> {
         notes.push(`${name}: ${(e as Error).message}`);
       }
     }
-    info.push(`Both Tritium repositories hold a copy of \`examples/model_repository/${MODEL}\` (max_batch_size 16, one CPU instance); ` +
+    info.push(`Both Tritium repositories hold a copy of \`examples/model_repository/${MODEL}\` (one CPU instance) without its own \`dynamic_batching\`; ` +
       `the batching one has \`${repos.config}\` appended to its config.pbtxt.`);
     process.stderr.write(`Measuring (${SECONDS} s per cell after ${WARMUP_SECONDS} s warm-up)\n`);
     try {
@@ -291,7 +300,10 @@ async function main(): Promise<number> {
   env.loadEnd = os.loadavg();
   const { markdown, ok } = report(env, rows, info, notes);
   process.stdout.write(`\n${markdown}\n`);
-  if (WRITE) writeReadmeSection("batching", "### Dynamic batching", markdown);
+  if (WRITE) {
+    if (MODEL === "image_classifier") writeReadmeSection("batching", "### Dynamic batching", markdown);
+    else writeReadmeSection(`batching-${MODEL}`, `### Dynamic batching: ${MODEL}`, markdown);
+  }
   return ok && notes.length === 0 ? 0 : 1;
 }
 

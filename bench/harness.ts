@@ -61,6 +61,11 @@ export function modelInputs(name: string): ModelInputs {
         shapes: "FP32 [1,3,32,32] → FP32 [1,10]",
         inputs: [{ name: "INPUT", datatype: "FP32", shape: [1, 3, 32, 32], data: seededFloats(3 * 32 * 32, 42) }],
       };
+    case "image_cnn":
+      return {
+        shapes: "FP32 [1,3,64,64] → FP32 [1,10]",
+        inputs: [{ name: "INPUT", datatype: "FP32", shape: [1, 3, 64, 64], data: seededFloats(3 * 64 * 64, 43) }],
+      };
     default:
       throw new Error(`no benchmark inputs defined for model '${name}'`);
   }
@@ -364,13 +369,14 @@ export interface ServerCost {
  * Runs one cell and measures the server process over its measured window
  * (from the load generator's "measuring" signal to its result).
  */
-export async function runCellWithCost(cell: LoadCell, server: ServerHandle | undefined): Promise<{ result: LoadResult; cost?: ServerCost }> {
-  if (!server) return { result: await runCell(cell) };
+export async function runCellWithCost(cell: LoadCell, server: ServerHandle | undefined, onMeasuring?: () => void): Promise<{ result: LoadResult; cost?: ServerCost }> {
+  if (!server) return { result: await runCell(cell, onMeasuring) };
   let cpu0 = NaN;
   let rss0 = NaN;
   const result = await runCell(cell, () => {
     cpu0 = cpuSeconds(server.pid);
     rss0 = rssBytes(server.pid);
+    onMeasuring?.();
   });
   if (!Number.isFinite(cpu0) || server.died()) return { result };
   const cpu = cpuSeconds(server.pid) - cpu0;

@@ -232,6 +232,61 @@ function imageClassifierModel(): ModelProto {
   );
 }
 
+/**
+ * A mid-size CNN for 64x64 RGB images, sized so that one image takes a few
+ * milliseconds of ONNX Runtime's CPU time: where batching pays because
+ * compute dominates, not the hop to the instance.
+ * Conv(3→64) → Relu → MaxPool 2x2 → Conv(64→128) → Relu
+ * → Conv(128→128) → Relu → GlobalAveragePool → Flatten → Gemm(128→10) → Softmax,
+ * every Conv 3x3 with pad 1; random He-style weights from the fixed seed.
+ */
+function imageCnnModel(): ModelProto {
+  const rand = mulberry32(SEED + 1);
+  const he = (fanIn: number): number => Math.sqrt(6 / fanIn);
+  const layers = [[3, 64], [64, 128], [128, 128]] as const;
+  const weights = layers.map(([cin, cout]) => ({ w: uniform(rand, cout * cin * 9, he(cin * 9)), b: uniform(rand, cout, 0.1) }));
+  const fcw = uniform(rand, 10 * 128, he(128) * 2);
+  // As in image_classifier: centred rows, so different images win different classes.
+  for (let row = 0; row < 10; row++) {
+    const r = fcw.subarray(row * 128, row * 128 + 128);
+    const mean = r.reduce((a, v) => a + v, 0) / 128;
+    for (let i = 0; i < 128; i++) r[i] = r[i]! - mean;
+  }
+  const fcb = uniform(rand, 10, 0.1);
+  const F = DataType.FLOAT;
+  const conv = [attrInts("kernel_shape", [3, 3]), attrInts("pads", [1, 1, 1, 1]), attrInts("strides", [1, 1])];
+  const pool = [attrInts("kernel_shape", [2, 2]), attrInts("strides", [2, 2])];
+  return model(
+    graph({
+      name: "image_cnn",
+      docString: `Mid-size random-weight CNN for 64x64 RGB images (mulberry32 seed ${SEED + 1}); not trained.`,
+      inputs: [valueInfo("INPUT", F, ["batch", 3, 64, 64])],
+      outputs: [valueInfo("OUTPUT", F, ["batch", 10])],
+      nodes: [
+        node("Conv", ["INPUT", "conv1.weight", "conv1.bias"], ["conv1"], { name: "conv1", attributes: conv }),
+        node("Relu", ["conv1"], ["relu1"], { name: "relu1" }),
+        node("MaxPool", ["relu1"], ["pool1"], { name: "pool1", attributes: pool }),
+        node("Conv", ["pool1", "conv2.weight", "conv2.bias"], ["conv2"], { name: "conv2", attributes: conv }),
+        node("Relu", ["conv2"], ["relu2"], { name: "relu2" }),
+        node("Conv", ["relu2", "conv3.weight", "conv3.bias"], ["conv3"], { name: "conv3", attributes: conv }),
+        node("Relu", ["conv3"], ["relu3"], { name: "relu3" }),
+        node("GlobalAveragePool", ["relu3"], ["gap"], { name: "gap" }),
+        node("Flatten", ["gap"], ["flat"], { name: "flatten", attributes: [attrInt("axis", 1)] }),
+        node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], { name: "fc", attributes: [attrInt("transB", 1)] }),
+        node("Softmax", ["logits"], ["OUTPUT"], { name: "softmax", attributes: [attrInt("axis", 1)] }),
+      ],
+      initializers: [
+        ...weights.flatMap(({ w, b }, i) => [
+          tensor(`conv${i + 1}.weight`, F, [layers[i]![1], layers[i]![0], 3, 3], w),
+          tensor(`conv${i + 1}.bias`, F, [layers[i]![1]], b),
+        ]),
+        tensor("fc.weight", F, [10, 128], fcw),
+        tensor("fc.bias", F, [10], fcb),
+      ],
+    }),
+  );
+}
+
 function one(m: ModelProto): ReadonlyMap<string, ModelProto> {
   return new Map([["1", m]]);
 }
@@ -303,6 +358,24 @@ function exampleModels(): ModelFiles[] {
         inputs: [{ name: "INPUT", type: "FP32", dims: [3, 32, 32] }],
         outputs: [{ name: "OUTPUT", type: "FP32", dims: [10], labelFilename: "labels.txt" }],
         cpuInstanceGroup: true,
+      }),
+      extraFiles: new Map([["labels.txt", CIFAR10_LABELS.join("\n") + "\n"]]),
+    },
+    {
+      name: "image_cnn",
+      versions: one(imageCnnModel()),
+      config: renderConfig({
+        name: "image_cnn",
+        header: [
+          "A mid-size CNN with random (untrained, fixed-seed) weights for 64x64 RGB",
+          "images as CHW floats: a few milliseconds of compute per image on one core,",
+          "so requests are batched. OUTPUT: softmax over the CIFAR-10 classes.",
+        ],
+        maxBatchSize: 32,
+        inputs: [{ name: "INPUT", type: "FP32", dims: [3, 64, 64] }],
+        outputs: [{ name: "OUTPUT", type: "FP32", dims: [10], labelFilename: "labels.txt" }],
+        cpuInstanceGroup: true,
+        extra: "dynamic_batching { max_queue_delay_microseconds: 500 }\n",
       }),
       extraFiles: new Map([["labels.txt", CIFAR10_LABELS.join("\n") + "\n"]]),
     },

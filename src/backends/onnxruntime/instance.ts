@@ -15,7 +15,21 @@ const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
 /** How long `close` waits for a worker to finish cleanly before terminating it. */
 const CLOSE_TIMEOUT_MS = 10_000;
 
-type Reply = Exclude<FromWorker, { type: "error" }>;
+/** A worker's (or host's) answer to a call, errors aside. */
+export type Reply = Exclude<FromWorker, { type: "error" }>;
+
+/**
+ * Where an instance's session lives: a worker thread ({@link OrtWorker}, the
+ * default) or the event loop itself (`EventLoopSession`, opt-in).
+ */
+export interface OrtSession {
+  readonly ready: Promise<OrtModelMetadata>;
+  readonly alive: boolean;
+  setLabel(label: string): void;
+  call(msg: DistributiveOmit<ToWorker, "id">, transfer?: ArrayBuffer[]): Promise<Reply>;
+  close(): Promise<void>;
+  terminate(): Promise<void>;
+}
 
 interface Pending {
   resolve: (reply: Reply) => void;
@@ -27,7 +41,7 @@ interface Pending {
  * replies by id. While nothing is pending the worker is unref'd, so an idle
  * instance never keeps the process alive on its own.
  */
-export class OrtWorker {
+export class OrtWorker implements OrtSession {
   readonly ready: Promise<OrtModelMetadata>;
   /** Set once the worker is gone; every later call fails with it. */
   private dead: TritonError | undefined;
@@ -161,7 +175,7 @@ function invalidFlags(message: string): string[] {
   return list.split(/[\s,]+/).filter((f) => f.startsWith("-"));
 }
 
-type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+export type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 /** Options a worker was started with, to tell whether a session must be reloaded. */
 export function sameOptions(a: OrtSessionOptions, b: OrtSessionOptions): boolean {
@@ -199,7 +213,7 @@ export function packRequests(requests: readonly BatchRequest[]): { requests: Bat
 /** One instance of an ONNX Runtime model: one worker, one session, one batch at a time. */
 export class OnnxRuntimeInstance implements BackendInstance {
   readonly name: string;
-  private readonly worker: OrtWorker;
+  private readonly worker: OrtSession;
   /** Executions accepted and not yet finished; release waits for them. */
   private inFlight = 0;
   private idle: (() => void) | undefined;
@@ -209,7 +223,7 @@ export class OnnxRuntimeInstance implements BackendInstance {
   private readonly scalarOutputs: ReadonlySet<string>;
 
   /** `scalarOutputs`: outputs the model gives as scalars and the config as dims [1]. */
-  constructor(name: string, worker: OrtWorker, onRelease: () => void, scalarOutputs: readonly string[] = []) {
+  constructor(name: string, worker: OrtSession, onRelease: () => void, scalarOutputs: readonly string[] = []) {
     this.name = name;
     this.worker = worker;
     this.onRelease = onRelease;

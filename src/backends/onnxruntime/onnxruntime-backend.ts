@@ -22,7 +22,8 @@ import {
 } from "../../gen/inference/model_config_pb.js";
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { TritonError, internal, invalidArg } from "../../core/errors.js";
-import { OnnxRuntimeInstance, OrtWorker, sameOptions } from "./instance.js";
+import { EventLoopSession } from "./event-loop-session.js";
+import { OnnxRuntimeInstance, OrtWorker, sameOptions, type OrtSession } from "./instance.js";
 import type { OrtModelMetadata, OrtSessionOptions, OrtValueInfo } from "./protocol.js";
 
 const SOURCE = "onnxruntime-backend.ts";
@@ -91,10 +92,21 @@ class OnnxRuntimeModel implements BackendModel {
     rejectGpuGroups(config, name);
     const options = sessionOptions(config, name);
     validateAgainstModel(config, this.metadata, name);
-    let worker: OrtWorker;
+    const onEventLoop = executionThread(config, name) === "event_loop";
+    let worker: OrtSession;
     const probe = this.probe;
     this.probe = undefined;
-    if (probe?.alive) {
+    if (onEventLoop) {
+      if (probe) await probe.terminate();
+      this.ctx.logger.warn(SOURCE, `model '${name}' instance '${spec.name}' runs on the event loop (execution_thread: event_loop): nothing else is served while it computes`);
+      worker = new EventLoopSession({ model: name, version: this.ctx.version, path: this.modelFile, options, instance: spec.name, maxBatchSize: config.maxBatchSize });
+      try {
+        await worker.ready;
+      } catch (e) {
+        await worker.terminate();
+        throw e;
+      }
+    } else if (probe?.alive) {
       worker = probe;
       try {
         // The probe's session already has the right options unless the final config changed them.
@@ -146,6 +158,18 @@ class OnnxRuntimeModel implements BackendModel {
 
 // ---------------------------------------------------------------------------
 // Configuration
+
+/**
+ * Tritium's `execution_thread` parameter: `worker` (the default: the session
+ * runs in the instance's worker thread) or `event_loop` (on the main thread;
+ * see event-loop-session.ts for the risk).
+ */
+export function executionThread(config: ModelConfig, name: string): "worker" | "event_loop" {
+  const v = config.parameters["execution_thread"]?.stringValue;
+  if (v === undefined || v === "worker") return "worker";
+  if (v === "event_loop") return "event_loop";
+  throw invalidArg(`model '${name}': parameter 'execution_thread' must be 'worker' or 'event_loop', got '${v}'`);
+}
 
 /** `ctx.modelPath` may be the .onnx file or a directory holding `model.onnx`. */
 async function resolveModelFile(modelPath: string): Promise<string> {

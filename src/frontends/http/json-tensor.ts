@@ -1,3 +1,4 @@
+import os from "node:os";
 import { elementSize, type DataType } from "../../core/datatypes.js";
 import { invalidArg } from "../../core/errors.js";
 import { bf16ToNumber, decodeBytesElements, encodeBytesElements, halfToNumber, numberToBf16, numberToHalf } from "../../core/tensor.js";
@@ -14,6 +15,8 @@ const INT_RANGE: Partial<Record<DataType, [number, number]>> = {
 };
 
 /** Flattens nested JSON arrays in row-major order. */
+const LITTLE_ENDIAN = os.endianness() === "LE";
+
 export function flatten(data: unknown): unknown[] {
   if (!Array.isArray(data)) return [data];
   if (!data.some(Array.isArray)) return data;
@@ -40,6 +43,26 @@ export function jsonToRaw(values: unknown[], datatype: DataType, where: string):
   }
   const size = elementSize(datatype);
   const out = new Uint8Array(values.length * size);
+  // Large JSON tensors are mostly FP32 and INT32: one tight loop per type,
+  // straight into a typed array (the wire is little-endian, as this host is).
+  if (LITTLE_ENDIAN && (datatype === "FP32" || datatype === "FP64")) {
+    const typed = datatype === "FP32" ? new Float32Array(out.buffer) : new Float64Array(out.buffer);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (typeof v !== "number") throw bad(i, "a number");
+      typed[i] = v;
+    }
+    return out;
+  }
+  if (LITTLE_ENDIAN && datatype === "INT32") {
+    const typed = new Int32Array(out.buffer);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (typeof v !== "number" || (v | 0) !== v) throw bad(i, "a INT32 integer");
+      typed[i] = v;
+    }
+    return out;
+  }
   const view = new DataView(out.buffer);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];

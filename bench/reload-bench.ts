@@ -26,7 +26,8 @@ import { performance } from "node:perf_hooks";
 import type { LoadResult } from "./load-generator.js";
 import {
   cellProblems, environment, environmentLines, failedText, httpCall, httpGetStatus, median, modelInputs, ms, option,
-  positiveNumber, rate, ratio, referenceOutputs, runCell, runMain, sleep, startTritium, valuesText, writeReadmeSection,
+  positiveNumber, rate, ratio, referenceOutputs, runMain, sleep, startTritium, valuesText, writeReadmeSection,
+  runCellWithCost, costText, memoryText, type ServerCost,
   type TritiumHandle,
   problemLines,
 } from "./harness.js";
@@ -51,6 +52,8 @@ interface Window {
   label: string;
   result: LoadResult;
   reloads?: { count: number; failed: number; callMs: number[]; samples: string[] };
+  /** The server's CPU per request and memory over the window. */
+  cost?: ServerCost;
 }
 
 // ---------------------------------------------------------------- load / unload
@@ -127,12 +130,13 @@ async function main(): Promise<number> {
     for (const label of ["steady", "during reloads", "steady (after)"]) {
       process.stderr.write(`  ${STEADY} c=${CONCURRENCY}, ${label} ...`);
       if (label !== "during reloads") {
-        windows.push({ label, result: await runCell(cell) });
+        const { result, cost } = await runCellWithCost(cell, tritium);
+        windows.push({ label, result, cost });
       } else {
         const reloads = { count: 0, failed: 0, callMs: [] as number[], samples: [] as string[] };
         let stop = false;
         let loop: Promise<void> | undefined;
-        const result = await runCell(cell, () => {
+        const { result, cost } = await runCellWithCost(cell, tritium, () => {
           loop = (async () => {
             while (!stop) {
               const r = await load(tritium);
@@ -149,7 +153,7 @@ async function main(): Promise<number> {
         stop = true;
         await loop;
         if (!loop) notes.push("the load generator never reported the end of its warm-up: no reloads ran");
-        windows.push({ label, result, reloads });
+        windows.push({ label, result, reloads, cost });
         process.stderr.write(` ${reloads.count} reloads,`);
       }
       const r = windows[windows.length - 1]!.result;
@@ -194,15 +198,15 @@ function report(env: ReturnType<typeof environment>, timings: LoadTiming[], wind
   out.push("");
   out.push(`\`${STEADY}\` (2× INT32 [1,16], binary HTTP, ${CONCURRENCY} closed loops) while \`${RELOADED}\` is reloaded back to back:`);
   out.push("");
-  out.push(`| Window | Reloads of ${RELOADED} (failed) | Reload call median ms | Req/s | p50 ms | p99 ms | Max ms | Failed | Values |`);
-  out.push("|---|--:|--:|--:|--:|--:|--:|--:|---|");
+  out.push(`| Window | Reloads of ${RELOADED} (failed) | Reload call median ms | Req/s | p50 ms | p99 ms | Max ms | Server CPU µs/req | Server RSS MB | Failed | Values |`);
+  out.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
   for (const w of windows) {
     const r = w.result;
     if (r.fatal || r.failed || r.warmupFailed || r.wrong || r.completed === 0) ok = false;
     if (w.reloads?.failed) ok = false;
     const reloads = w.reloads ? `${w.reloads.count} (${w.reloads.failed})` : "—";
     const reloadMs = w.reloads ? ms(median(w.reloads.callMs)) : "—";
-    out.push(`| ${w.label} | ${reloads} | ${reloadMs} | ${rate(r)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${failedText(r)} | ${valuesText(r)} |`);
+    out.push(`| ${w.label} | ${reloads} | ${reloadMs} | ${rate(r)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${costText(w.cost)} | ${memoryText(w.cost)} | ${failedText(r)} | ${valuesText(r)} |`);
   }
 
   out.push("");

@@ -171,6 +171,20 @@ const CIFAR10_LABELS = [
 ];
 
 /**
+ * The pooled ReLU features of the classifier CNNs are all non-negative and
+ * share a common level, so each class's weight row is centred (sum 0): the
+ * logits then depend on how the features differ from each other, and
+ * different images win different classes.
+ */
+function centreRows(weights: Float32Array, columns: number): void {
+  for (let row = 0; row < weights.length / columns; row++) {
+    const r = weights.subarray(row * columns, (row + 1) * columns);
+    const mean = r.reduce((a, v) => a + v, 0) / columns;
+    for (let i = 0; i < columns; i++) r[i] = r[i]! - mean;
+  }
+}
+
+/**
  * A small CNN with random (fixed-seed) weights:
  * Conv(3→8, 3x3, pad 1) → Relu → MaxPool 2x2 → Conv(8→16, 3x3, pad 1) → Relu
  * → GlobalAveragePool → Flatten → Gemm(16→10) → Softmax.
@@ -186,14 +200,7 @@ function imageClassifierModel(): ModelProto {
   const w2 = uniform(rand, 16 * 8 * 3 * 3, he(8 * 3 * 3));
   const b2 = uniform(rand, 16, 0.1);
   const w3 = uniform(rand, 10 * 16, he(16) * 2);
-  // The pooled ReLU features are all non-negative and share a common level, so
-  // centre each class's weight row (sum 0): the logits then depend on how the
-  // features differ from each other, and different images win different classes.
-  for (let row = 0; row < 10; row++) {
-    const r = w3.subarray(row * 16, row * 16 + 16);
-    const mean = r.reduce((a, v) => a + v, 0) / 16;
-    for (let i = 0; i < 16; i++) r[i] = r[i]! - mean;
-  }
+  centreRows(w3, 16);
   const b3 = uniform(rand, 10, 0.1);
   const F = DataType.FLOAT;
   const conv = [attrInts("kernel_shape", [3, 3]), attrInts("pads", [1, 1, 1, 1]), attrInts("strides", [1, 1])];
@@ -246,12 +253,7 @@ function imageCnnModel(): ModelProto {
   const layers = [[3, 64], [64, 128], [128, 128]] as const;
   const weights = layers.map(([cin, cout]) => ({ w: uniform(rand, cout * cin * 9, he(cin * 9)), b: uniform(rand, cout, 0.1) }));
   const fcw = uniform(rand, 10 * 128, he(128) * 2);
-  // As in image_classifier: centred rows, so different images win different classes.
-  for (let row = 0; row < 10; row++) {
-    const r = fcw.subarray(row * 128, row * 128 + 128);
-    const mean = r.reduce((a, v) => a + v, 0) / 128;
-    for (let i = 0; i < 128; i++) r[i] = r[i]! - mean;
-  }
+  centreRows(fcw, 128);
   const fcb = uniform(rand, 10, 0.1);
   const F = DataType.FLOAT;
   const conv = [attrInts("kernel_shape", [3, 3]), attrInts("pads", [1, 1, 1, 1]), attrInts("strides", [1, 1])];

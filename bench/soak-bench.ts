@@ -40,6 +40,8 @@ interface Sample {
   label: string;
   rssMB: number;
   heapUsedMB: number;
+  /** Memory outside the V8 heap that JS objects own (ArrayBuffers among it). */
+  externalMB: number;
   requests: number;
   failed: number;
   p99Ms: number;
@@ -84,13 +86,14 @@ async function main(): Promise<number> {
       label,
       rssMB: rssBytes(tritium.pid) / MB,
       heapUsedMB: heap.heapUsed / MB,
+      externalMB: heap.external / MB,
       requests,
       failed: results.reduce((n, r) => n + r.failed + r.warmupFailed, 0),
       p99Ms: Math.max(...results.map((r) => r.p99Ms)),
       cpuUsPerRequest: requests ? (cpu * 1e6) / requests : NaN,
       event,
     };
-    process.stderr.write(`  ${label}: RSS ${s.rssMB.toFixed(1)} MB, heap ${s.heapUsedMB.toFixed(1)} MB, ${requests} requests, p99 ${ms(s.p99Ms)} ms${event ? `, ${event}` : ""}\n`);
+    process.stderr.write(`  ${label}: RSS ${s.rssMB.toFixed(1)} MB, heap ${s.heapUsedMB.toFixed(1)} MB, external ${s.externalMB.toFixed(1)} MB, ${requests} requests, p99 ${ms(s.p99Ms)} ms${event ? `, ${event}` : ""}\n`);
     return s;
   };
 
@@ -133,10 +136,10 @@ async function main(): Promise<number> {
   out.push(...environmentLines(env, `${INTERVALS} intervals of ${INTERVAL} s, the first one the warm-up`));
   out.push("", `Tritium started as \`${tritium.commandLine}\` over a copy of \`simple\` and \`image_classifier\` (the latter with \`dynamic_batching\`).`);
   out.push("Traffic in every interval, all at once: HTTP JSON `simple` ×2, HTTP binary `image_classifier` ×6, gRPC unary `simple` ×2, gRPC stream `image_classifier` ×2 (closed loops).", "");
-  out.push("| After | Server RSS MB | V8 heap live MB (after GC) | Requests | Failed | Worst p99 ms | Server CPU µs/req | Event |");
-  out.push("|---|--:|--:|--:|--:|--:|--:|---|");
+  out.push("| After | Server RSS MB | V8 heap live MB (after GC) | External MB | Requests | Failed | Worst p99 ms | Server CPU µs/req | Event |");
+  out.push("|---|--:|--:|--:|--:|--:|--:|--:|---|");
   for (const s of samples) {
-    out.push(`| ${s.label} | ${s.rssMB.toFixed(1)} | ${s.heapUsedMB.toFixed(1)} | ${s.requests} | ${s.failed} | ${s.requests ? ms(s.p99Ms) : "—"} | ${Number.isFinite(s.cpuUsPerRequest) ? Math.round(s.cpuUsPerRequest) : "—"} | ${s.event ?? ""} |`);
+    out.push(`| ${s.label} | ${s.rssMB.toFixed(1)} | ${s.heapUsedMB.toFixed(1)} | ${s.externalMB.toFixed(1)} | ${s.requests} | ${s.failed} | ${s.requests ? ms(s.p99Ms) : "—"} | ${Number.isFinite(s.cpuUsPerRequest) ? Math.round(s.cpuUsPerRequest) : "—"} | ${s.event ?? ""} |`);
   }
   const total = samples.reduce((n, s) => n + s.requests, 0);
   out.push("");

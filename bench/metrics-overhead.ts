@@ -59,7 +59,7 @@ async function child(mode: Mode): Promise<void> {
   const { createServer } = await import("../src/index.js");
   const { HttpFrontend } = await import("../src/frontends/http/http-server.js");
   const { MetricsFrontend } = await import("../src/frontends/metrics/metrics-frontend.js");
-  const { ModelStatistics } = await import("../src/core/statistics.js");
+  const { ModelStatistics } = await import("../src/core/observability/statistics.js");
   if (mode === "off") {
     ModelStatistics.prototype.recordSuccess = () => {};
     ModelStatistics.prototype.recordFailure = () => {};
@@ -188,7 +188,7 @@ async function runCell(mode: Mode, round: number, o: Options): Promise<Cell> {
  * optional families' observations, in nanoseconds.
  */
 async function hotPath(): Promise<{ statistics: number; publish: number; observe: number; scrapeUs: number }> {
-  const { ModelStatistics } = await import("../src/core/statistics.js");
+  const { ModelStatistics } = await import("../src/core/observability/statistics.js");
   const { requestChannel } = await import("../src/core/observability/events.js");
   const { InferenceMetrics } = await import("../src/frontends/metrics/inference-metrics.js");
   const { Registry } = await import("prom-client");

@@ -28,7 +28,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { bf16ToNumber, halfToNumber, numberToBf16, numberToHalf } from "../src/core/tensor.js";
+import { bf16ToNumber, halfToNumber, numberToBf16, numberToHalf } from "../src/core/tensors/tensor.js";
 
 import {
   AttributeProtoSchema,
@@ -355,7 +355,7 @@ export function tensor(name: string, dataType: DataType, dims: readonly number[]
 // Half-precision conversion
 // ---------------------------------------------------------------------------
 
-// The conversions live in core (src/core/tensor.ts); the builder exports them
+// The conversions live in core (src/core/tensors/tensor.ts); the builder exports them
 // under the names its callers use.
 export const float32ToFloat16Bits = numberToHalf;
 export const float16BitsToNumber = halfToNumber;

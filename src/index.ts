@@ -18,17 +18,17 @@
  */
 import { OnnxRuntimeBackend } from "./backends/onnxruntime/onnxruntime-backend.js";
 import type { Backend } from "./core/backend.js";
-import { Logger } from "./core/logger.js";
+import { Logger } from "./core/observability/logger.js";
 import { InferenceServer, type ServerOptions } from "./core/server.js";
 
 export { InferenceServer, SERVER_EXTENSIONS } from "./core/server.js";
 export type { ServerOptions, ModelMetadata, RepositoryIndexEntry, ModelControlMode } from "./core/server.js";
-export type { InferenceRequest, InferenceResponse, RequestedOutput } from "./core/inference.js";
-export type { Tensor, Parameters, ParameterValue } from "./core/tensor.js";
-export type { DataType } from "./core/datatypes.js";
+export type { InferenceRequest, InferenceResponse, RequestedOutput } from "./core/requests/inference.js";
+export type { Tensor, Parameters, ParameterValue } from "./core/tensors/tensor.js";
+export type { DataType } from "./core/tensors/datatypes.js";
 export { TritonError, type ErrorCode } from "./core/errors.js";
-export { makeTensor, tensorValues, type TensorValues } from "./core/tensor-values.js";
-export { Logger } from "./core/logger.js";
+export { makeTensor, tensorValues, type TensorValues } from "./core/tensors/tensor-values.js";
+export { Logger } from "./core/observability/logger.js";
 export type { Backend, BackendModel, BackendInstance, BackendModelContext } from "./core/backend.js";
 export { HttpFrontend, type HttpFrontendOptions } from "./frontends/http/http-server.js";
 export { GrpcFrontend, type GrpcFrontendOptions } from "./frontends/grpc/grpc-server.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { modelConfigToJson } from "../src/core/model-config.js";
+import { modelConfigToJson } from "../src/core/repository/model-config.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import {
   GRPCInferenceService,

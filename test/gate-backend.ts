@@ -1,5 +1,5 @@
 import type { Backend, BackendInstance, BackendModelContext } from "../src/core/backend.js";
-import type { BatchRequest, BatchResult } from "../src/core/inference.js";
+import type { BatchRequest, BatchResult } from "../src/core/requests/inference.js";
 
 /**
  * A JavaScript backend for scheduling tests: Y = X (INT32), and every

@@ -4,7 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import type { Backend, BackendInstance } from "../src/core/backend.js";
-import type { BatchResult } from "../src/core/inference.js";
+import type { BatchResult } from "../src/core/requests/inference.js";
 import { defaultBackends } from "../src/index.js";
 import { EXAMPLES, GrpcTestClient, grpcError, startGrpcServer, tempRepository, type GrpcTestServer } from "./helpers.js";
 import { S, assertSimpleOutputs, i32, simpleRaw } from "./grpc-simple.js";

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { Logger } from "../src/core/logger.js";
+import { Logger } from "../src/core/observability/logger.js";
 import { GRPCInferenceService } from "../src/gen/inference/grpc_service_pb.js";
 import {
   EXAMPLES,

@@ -13,7 +13,7 @@ import path from "node:path";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { describe, it } from "node:test";
-import type { InferenceRequest } from "../src/core/inference.js";
+import type { InferenceRequest } from "../src/core/requests/inference.js";
 import { GRPCInferenceService, type ModelStreamInferResponse } from "../src/gen/inference/grpc_service_pb.js";
 import { createServer, makeTensor, type InferenceServer } from "../src/index.js";
 import { GateBackend, gateConfig } from "./gate-backend.js";

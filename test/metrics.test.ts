@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { makeTensor } from "../src/core/tensor-values.js";
+import { makeTensor } from "../src/core/tensors/tensor-values.js";
 import { MetricsFrontend, type MetricsFrontendOptions } from "../src/frontends/metrics/metrics-frontend.js";
 import { parseMetricsConfig } from "../src/frontends/metrics/metrics-config.js";
 import { parseMemInfo, parseProcStat } from "../src/frontends/metrics/cpu-metrics.js";

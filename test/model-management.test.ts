@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { Logger } from "../src/core/logger.js";
+import { Logger } from "../src/core/observability/logger.js";
 import { EXAMPLES, FIXTURES, postJson, startServer, tempRepository } from "./helpers.js";
 
 const ones = Array.from({ length: 16 }, () => 1);

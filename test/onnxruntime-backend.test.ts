@@ -16,12 +16,12 @@ import {
   type ModelConfig,
 } from "../src/gen/inference/model_config_pb.js";
 import type { BackendInstance, BackendModel } from "../src/core/backend.js";
-import type { DataType } from "../src/core/datatypes.js";
+import type { DataType } from "../src/core/tensors/datatypes.js";
 import type { TritonError } from "../src/core/errors.js";
-import type { BatchRequest, ExecutionResult } from "../src/core/inference.js";
-import { Logger } from "../src/core/logger.js";
-import { emptyModelConfig, parseModelConfig } from "../src/core/model-config.js";
-import { decodeBytesElements, encodeBytesElements, numberToHalf, type Tensor } from "../src/core/tensor.js";
+import type { BatchRequest, ExecutionResult } from "../src/core/requests/inference.js";
+import { Logger } from "../src/core/observability/logger.js";
+import { emptyModelConfig, parseModelConfig } from "../src/core/repository/model-config.js";
+import { decodeBytesElements, encodeBytesElements, numberToHalf, type Tensor } from "../src/core/tensors/tensor.js";
 import { OnnxRuntimeBackend, sessionOptions } from "../src/backends/onnxruntime/onnxruntime-backend.js";
 import { packRequests } from "../src/backends/onnxruntime/instance.js";
 import { DataType as OnnxType, addSubModel, identityModel, writeModel } from "../scripts/onnx-builder.js";
@@ -487,8 +487,8 @@ describe("OnnxRuntimeBackend", () => {
     const dir = path.join(tmp, "exit_model");
     await writeModel(path.join(dir, "1", "model.onnx"), addSubModel(OnnxType.FLOAT, ["batch", 2]));
     const backendUrl = pathToFileURL(path.join(ROOT, "dist", "src", "backends", "onnxruntime", "onnxruntime-backend.js")).href;
-    const loggerUrl = pathToFileURL(path.join(ROOT, "dist", "src", "core", "logger.js")).href;
-    const modelConfigUrl = pathToFileURL(path.join(ROOT, "dist", "src", "core", "model-config.js")).href;
+    const loggerUrl = pathToFileURL(path.join(ROOT, "dist", "src", "core", "observability", "logger.js")).href;
+    const modelConfigUrl = pathToFileURL(path.join(ROOT, "dist", "src", "core", "repository", "model-config.js")).href;
     const script = `
       const { OnnxRuntimeBackend } = await import(${JSON.stringify(backendUrl)});
       const { Logger } = await import(${JSON.stringify(loggerUrl)});

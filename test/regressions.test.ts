@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { RateLimiter } from "../src/core/rate-limiter.js";
-import { RequestQueue, NO_POLICY } from "../src/core/request-queue.js";
-import { schedulingParams } from "../src/core/request-params.js";
+import { RateLimiter } from "../src/core/scheduling/rate-limiter.js";
+import { RequestQueue, NO_POLICY } from "../src/core/scheduling/request-queue.js";
+import { schedulingParams } from "../src/core/requests/request-params.js";
 import { createServer, makeTensor } from "../src/index.js";
 import { FIXTURES, tempRepository } from "./helpers.js";
 

@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createServer, makeTensor, tensorValues, type InferenceServer } from "../src/index.js";
-import type { InferenceRequest } from "../src/core/inference.js";
+import type { InferenceRequest } from "../src/core/requests/inference.js";
 import { GateBackend, gateConfig } from "./gate-backend.js";
 import { EXAMPLES, FIXTURES, postJson, startServer, tempRepository, type TestServer } from "./helpers.js";
 

@@ -4,8 +4,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Backend, BackendInstance } from "../src/core/backend.js";
-import type { BatchRequest, BatchResult } from "../src/core/inference.js";
-import { makeTensor } from "../src/core/tensor-values.js";
+import type { BatchRequest, BatchResult } from "../src/core/requests/inference.js";
+import { makeTensor } from "../src/core/tensors/tensor-values.js";
 import { MetricsFrontend } from "../src/frontends/metrics/metrics-frontend.js";
 import {
   EXECUTION_CHANNEL,

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Logger } from "../src/core/logger.js";
+import { Logger } from "../src/core/observability/logger.js";
 import { EXAMPLES, getJson, postJson, startCli, startServer, tempRepository, type TestServer } from "./helpers.js";
 
 /** An OTLP span as the OTLP/HTTP JSON encoding carries it. */

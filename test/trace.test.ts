@@ -5,8 +5,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { GRPCInferenceService } from "../src/gen/inference/grpc_service_pb.js";
-import type { TraceOptions } from "../src/core/trace-settings.js";
-import { parseTraceConfig } from "../src/core/trace-config.js";
+import type { TraceOptions } from "../src/core/settings/trace-settings.js";
+import { parseTraceConfig } from "../src/core/settings/trace-config.js";
 import { formatFloat } from "../src/core/observability/trace-record.js";
 import {
   EXAMPLES,

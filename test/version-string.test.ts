@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { parseVersionString } from "../src/core/version-string.js";
+import { parseVersionString } from "../src/core/repository/version-string.js";
 import { S, assertSimpleOutputs, simpleRaw } from "./grpc-simple.js";
 import { EXAMPLES, GrpcTestClient, grpcError, httpRequest, startGrpcServer, tempRepository, type GrpcTestServer } from "./helpers.js";
 

@@ -4,10 +4,10 @@
  * on the model repositories, then the frontends, and drains on SIGINT/SIGTERM.
  */
 import { defaultBackends } from "../index.js";
-import { Logger, type LogFormat } from "../core/logger.js";
+import { Logger, type LogFormat } from "../core/observability/logger.js";
 import { InferenceServer, type ModelControlMode } from "../core/server.js";
-import { parseTraceConfig } from "../core/trace-config.js";
-import type { TraceOptions } from "../core/trace-settings.js";
+import { parseTraceConfig } from "../core/settings/trace-config.js";
+import type { TraceOptions } from "../core/settings/trace-settings.js";
 import { HttpFrontend } from "../frontends/http/http-server.js";
 import { GrpcFrontend, readTlsFiles } from "../frontends/grpc/grpc-server.js";
 import { MetricsFrontend } from "../frontends/metrics/metrics-frontend.js";

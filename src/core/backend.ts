@@ -1,6 +1,6 @@
 import type { ModelConfig } from "../gen/inference/model_config_pb.js";
-import type { BatchRequest, BatchResult } from "./inference.js";
-import type { Logger } from "./logger.js";
+import type { BatchRequest, BatchResult } from "./requests/inference.js";
+import type { Logger } from "./observability/logger.js";
 
 /**
  * The contract between core and a backend (Triton's TRITONBACKEND role). Core

@@ -1,25 +1,25 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Backend } from "./backend.js";
-import { parseVersionString } from "./version-string.js";
+import { parseVersionString } from "./repository/version-string.js";
 import { invalidArg, unavailable } from "./errors.js";
-import type { InferenceRequest, InferenceResponse } from "./inference.js";
-import { Logger, renderTable } from "./logger.js";
-import { applyLogSettings, logSettingsOf, type LogSettings, type LogSettingsUpdate } from "./log-settings.js";
-import { modelConfigToJson, type ModelConfig } from "./model-config.js";
-import type { LoaderOptions } from "./model-loader.js";
-import { ModelRepositoryManager, type LoadOverrides, type ModelControlMode, type RepositoryIndexEntry } from "./model-repository-manager.js";
-import type { ModelVersion } from "./model-version.js";
+import type { InferenceRequest, InferenceResponse } from "./requests/inference.js";
+import { Logger, renderTable } from "./observability/logger.js";
+import { applyLogSettings, logSettingsOf, type LogSettings, type LogSettingsUpdate } from "./settings/log-settings.js";
+import { modelConfigToJson, type ModelConfig } from "./repository/model-config.js";
+import type { LoaderOptions } from "./repository/model-loader.js";
+import { ModelRepositoryManager, type LoadOverrides, type ModelControlMode, type RepositoryIndexEntry } from "./repository/model-repository-manager.js";
+import type { ModelVersion } from "./repository/model-version.js";
 import { RequestLog } from "./observability/request-log.js";
 import { TraceManager } from "./observability/trace-manager.js";
 import { VersionOwnership } from "./observability/version-ownership.js";
-import { RateLimiter, parseRateLimitResources } from "./rate-limiter.js";
-import { ResponseCache } from "./response-cache.js";
+import { RateLimiter, parseRateLimitResources } from "./scheduling/rate-limiter.js";
+import { ResponseCache } from "./scheduling/response-cache.js";
 import { SharedMemoryManager, type SystemSharedMemoryRegionStatus } from "./shared-memory.js";
-import type { BatchStat, Duration } from "./statistics.js";
-import type { TraceOptions, TraceSettingJson, TraceSettingUpdate } from "./trace-settings.js";
+import type { BatchStat, Duration } from "./observability/statistics.js";
+import type { TraceOptions, TraceSettingJson, TraceSettingUpdate } from "./settings/trace-settings.js";
 import { TRITIUM_VERSION } from "./version.js";
 
-export type { LoadOverrides, ModelControlMode, RepositoryIndexEntry } from "./model-repository-manager.js";
+export type { LoadOverrides, ModelControlMode, RepositoryIndexEntry } from "./repository/model-repository-manager.js";
 
 /** Options of an {@link InferenceServer}; names follow tritonserver's flags. */
 export interface ServerOptions {

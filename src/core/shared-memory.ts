@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { TritonError, invalidArg, notFound, unsupported } from "./errors.js";
-import type { InferenceRequest, InferenceResponse } from "./inference.js";
-import type { ParameterValue, Parameters, Tensor } from "./tensor.js";
+import type { InferenceRequest, InferenceResponse } from "./requests/inference.js";
+import type { ParameterValue, Parameters, Tensor } from "./tensors/tensor.js";
 
 /**
  * Triton's system shared memory extension (`shared_memory_manager.cc`).

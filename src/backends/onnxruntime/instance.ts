@@ -5,8 +5,8 @@
 import { Worker } from "node:worker_threads";
 import type { BackendInstance } from "../../core/backend.js";
 import { TritonError, internal } from "../../core/errors.js";
-import type { BatchRequest, BatchResult } from "../../core/inference.js";
-import type { Tensor } from "../../core/tensor.js";
+import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
+import type { Tensor } from "../../core/tensors/tensor.js";
 import { READY_ID, type FromWorker, type OrtModelMetadata, type OrtSessionOptions, type ToWorker, type WorkerInit } from "./protocol.js";
 
 /** The compiled worker, next to this file in dist/. */

@@ -6,7 +6,7 @@
  * the native ONNX Runtime binding; only the worker does.
  */
 import type { SerializedError } from "../../core/errors.js";
-import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/inference.js";
+import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
 
 /** The subset of `InferenceSession.SessionOptions` the backend sets. */
 export interface OrtSessionOptions {

@@ -13,10 +13,10 @@
 import ort from "onnxruntime-node";
 import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-node";
 import type { SerializedError } from "../../core/errors.js";
-import type { DataType } from "../../core/datatypes.js";
-import { elementSize } from "../../core/datatypes.js";
-import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/inference.js";
-import { decodeBytesElements, encodeBytesElements, type Tensor } from "../../core/tensor.js";
+import type { DataType } from "../../core/tensors/datatypes.js";
+import { elementSize } from "../../core/tensors/datatypes.js";
+import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
+import { decodeBytesElements, encodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
 import { READY_ID, type FromWorker, type OrtModelMetadata, type OrtSessionOptions, type ToWorker, type WorkerInit } from "./protocol.js";
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));

@@ -20,7 +20,7 @@
  * });
  */
 import diagnostics_channel from "node:diagnostics_channel";
-import type { Tensor } from "../tensor.js";
+import type { Tensor } from "../tensors/tensor.js";
 
 /** Triton's `reason` label of `nv_inference_request_failure`. */
 export type FailureReason = "REJECTED" | "CANCELED" | "BACKEND" | "OTHER";

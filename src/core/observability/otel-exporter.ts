@@ -18,7 +18,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Hr
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { OTEL_DEFAULT_QUEUE_SIZE, OTEL_DEFAULT_URL, type OpenTelemetryOptions } from "../trace-settings.js";
+import { OTEL_DEFAULT_QUEUE_SIZE, OTEL_DEFAULT_URL, type OpenTelemetryOptions } from "../settings/trace-settings.js";
 import type { TraceRecord, TraceTimestamp } from "./trace-record.js";
 
 export class OpenTelemetryExporter {

@@ -10,7 +10,7 @@
  * the level changes makes the change take effect at once.
  */
 import diagnostics_channel from "node:diagnostics_channel";
-import type { Logger } from "../logger.js";
+import type { Logger } from "./logger.js";
 import { REQUEST_CHANNEL, type InferenceRequestEvent } from "./events.js";
 
 export class RequestLog {

@@ -16,7 +16,7 @@
  */
 import diagnostics_channel from "node:diagnostics_channel";
 import { invalidArg } from "../errors.js";
-import type { Logger } from "../logger.js";
+import type { Logger } from "./logger.js";
 import {
   DEFAULT_TRACE_SETTING,
   OTEL_DEFAULT_QUEUE_SIZE,
@@ -30,7 +30,7 @@ import {
   type TraceSetting,
   type TraceSettingJson,
   type TraceSettingUpdate,
-} from "../trace-settings.js";
+} from "../settings/trace-settings.js";
 import { REQUEST_CHANNEL, type InferenceRequestEvent } from "./events.js";
 import type { OpenTelemetryExporter } from "./otel-exporter.js";
 import { TraceFile } from "./trace-file.js";

@@ -15,9 +15,9 @@
  * Timestamps are `process.hrtime.bigint()` nanoseconds: a monotonic clock,
  * like Triton's steady clock, unrelated to wall time.
  */
-import { bf16ToNumber, halfToNumber, type Tensor } from "../tensor.js";
-import { tensorValues } from "../tensor-values.js";
-import type { TraceLevel } from "../trace-settings.js";
+import { bf16ToNumber, halfToNumber, type Tensor } from "../tensors/tensor.js";
+import { tensorValues } from "../tensors/tensor-values.js";
+import type { TraceLevel } from "../settings/trace-settings.js";
 import type { InferenceRequestEvent } from "./events.js";
 
 /** Triton's activity names (TRITONSERVER_InferenceTraceActivityString). */

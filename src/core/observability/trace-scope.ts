@@ -13,7 +13,7 @@
  *                          and every APPEND_EVERY traces before that
  * ```
  */
-import { invalidReason, type TraceMode, type TraceOverlay, type TraceSetting } from "../trace-settings.js";
+import { invalidReason, type TraceMode, type TraceOverlay, type TraceSetting } from "../settings/trace-settings.js";
 import type { TraceFile } from "./trace-file.js";
 
 /** With log_frequency 0, traces held before they are appended to the trace file. */

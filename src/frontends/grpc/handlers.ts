@@ -2,8 +2,8 @@ import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } fro
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { invalidArg, unsupported } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
-import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/log-settings.js";
-import { parseTraceSettingUpdate } from "../../core/trace-settings.js";
+import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/settings/log-settings.js";
+import { parseTraceSettingUpdate } from "../../core/settings/trace-settings.js";
 import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "../../gen/grpc/health/v1/health_pb.js";
 import {
   CudaSharedMemoryRegisterResponseSchema,

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { elementSize, isDataType, type DataType } from "../../core/datatypes.js";
+import { elementSize, isDataType, type DataType } from "../../core/tensors/datatypes.js";
 import { invalidArg } from "../../core/errors.js";
 import { isSharedMemoryTensor } from "../../core/shared-memory.js";
-import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/inference.js";
-import { decodeBytesElements, encodeBytesElements, type Parameters, type Tensor } from "../../core/tensor.js";
+import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/requests/inference.js";
+import { decodeBytesElements, encodeBytesElements, type Parameters, type Tensor } from "../../core/tensors/tensor.js";
 import {
   InferParameterSchema,
   InferTensorContentsSchema,

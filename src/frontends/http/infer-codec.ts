@@ -1,9 +1,9 @@
-import { elementCount, elementSize, isDataType } from "../../core/datatypes.js";
+import { elementCount, elementSize, isDataType } from "../../core/tensors/datatypes.js";
 import { invalidArg } from "../../core/errors.js";
-import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/inference.js";
-import type { ModelSpec } from "../../core/model-spec.js";
+import type { InferenceRequest, InferenceResponse, RequestedOutput } from "../../core/requests/inference.js";
+import type { ModelSpec } from "../../core/repository/model-spec.js";
 import { isSharedMemoryTensor } from "../../core/shared-memory.js";
-import type { Parameters, Tensor } from "../../core/tensor.js";
+import type { Parameters, Tensor } from "../../core/tensors/tensor.js";
 import { flatten, jsonToRaw, rawToJsonText } from "./json-tensor.js";
 
 /** The decoded request plus what the response encoder needs to know. */

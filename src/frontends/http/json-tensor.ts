@@ -1,7 +1,7 @@
 import os from "node:os";
-import { elementSize, type DataType } from "../../core/datatypes.js";
+import { elementSize, type DataType } from "../../core/tensors/datatypes.js";
 import { invalidArg } from "../../core/errors.js";
-import { bf16ToNumber, decodeBytesElements, encodeBytesElements, halfToNumber, numberToBf16, numberToHalf } from "../../core/tensor.js";
+import { bf16ToNumber, decodeBytesElements, encodeBytesElements, halfToNumber, numberToBf16, numberToHalf } from "../../core/tensors/tensor.js";
 
 /**
  * Conversion between the JSON form of tensor data (`"data": [...]`, flat or

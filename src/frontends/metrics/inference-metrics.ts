@@ -1,6 +1,6 @@
 import diagnostics_channel from "node:diagnostics_channel";
 import { Counter, Gauge, Histogram, Summary, type Registry } from "prom-client";
-import type { ModelVersion } from "../../core/model-version.js";
+import type { ModelVersion } from "../../core/repository/model-version.js";
 import { FAILURE_REASONS, REQUEST_CHANNEL, type InferenceRequestEvent } from "../../core/observability/events.js";
 import type { InferenceServer } from "../../core/server.js";
 import {

@@ -1,4 +1,4 @@
-import { unavailable } from "./errors.js";
+import { unavailable } from "../errors.js";
 
 /**
  * Queue policy of one priority level (Triton's ModelQueuePolicy).

@@ -1,4 +1,4 @@
-import type { FailureReason } from "./observability/events.js";
+import type { FailureReason } from "./events.js";
 
 /**
  * Per-model-version counters behind Triton's statistics extension. Times are

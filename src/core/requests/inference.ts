@@ -1,5 +1,5 @@
-import type { SerializedError } from "./errors.js";
-import type { Parameters, Tensor } from "./tensor.js";
+import type { SerializedError } from "../errors.js";
+import type { Parameters, Tensor } from "../tensors/tensor.js";
 
 /** An output the client asked for, with its per-output parameters. */
 export interface RequestedOutput {

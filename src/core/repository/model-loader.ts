@@ -10,20 +10,20 @@ import {
   ModelQueuePolicy_TimeoutAction,
   type ModelQueuePolicy,
   type ModelConfig,
-} from "../gen/inference/model_config_pb.js";
-import type { Backend, BackendInstance, BackendModel } from "./backend.js";
-import { DynamicBatcher } from "./dynamic-batcher.js";
-import { TritonError, asTritonError, invalidArg } from "./errors.js";
-import type { Logger } from "./logger.js";
+} from "../../gen/inference/model_config_pb.js";
+import type { Backend, BackendInstance, BackendModel } from "../backend.js";
+import { DynamicBatcher } from "../scheduling/dynamic-batcher.js";
+import { TritonError, asTritonError, invalidArg } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 import { emptyModelConfig, parseModelConfig } from "./model-config.js";
 import { buildModelSpec, instanceKindName, validateModelConfig } from "./model-spec.js";
 import { ModelVersion } from "./model-version.js";
 import { runWarmup } from "./warmup.js";
-import { RateLimitedInstance, type RateLimiter } from "./rate-limiter.js";
-import { NO_POLICY, type QueuePolicy } from "./request-queue.js";
-import type { ResponseCache } from "./response-cache.js";
-import { DefaultScheduler, type ExecutionObserver, type RequestScheduler } from "./scheduler.js";
-import { SequenceBatcher } from "./sequence-batcher.js";
+import { RateLimitedInstance, type RateLimiter } from "../scheduling/rate-limiter.js";
+import { NO_POLICY, type QueuePolicy } from "../scheduling/request-queue.js";
+import type { ResponseCache } from "../scheduling/response-cache.js";
+import { DefaultScheduler, type ExecutionObserver, type RequestScheduler } from "../scheduling/scheduler.js";
+import { SequenceBatcher } from "../scheduling/sequence-batcher.js";
 
 /** What the loader needs from the server's options. */
 export interface LoaderOptions {

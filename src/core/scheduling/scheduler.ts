@@ -1,9 +1,9 @@
-import type { BackendInstance } from "./backend.js";
-import { TritonError, asTritonError, unavailable } from "./errors.js";
-import type { ExecutionResult, ExecutionTimings } from "./inference.js";
-import type { SchedulingParams } from "./request-params.js";
+import type { BackendInstance } from "../backend.js";
+import { TritonError, asTritonError, unavailable } from "../errors.js";
+import type { ExecutionResult, ExecutionTimings } from "../requests/inference.js";
+import type { SchedulingParams } from "../requests/request-params.js";
 import { NO_POLICY, RequestQueue, type QueueOptions } from "./request-queue.js";
-import type { PreparedRequest } from "./request-validator.js";
+import type { PreparedRequest } from "../requests/request-validator.js";
 
 /** A request waiting in a scheduler queue, with the promise it settles. */
 export interface QueuedRequest {

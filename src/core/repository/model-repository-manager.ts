@@ -1,10 +1,10 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { Backend } from "./backend.js";
+import type { Backend } from "../backend.js";
 import { parseVersionString } from "./version-string.js";
-import { TritonError, asTritonError, codeString, invalidArg, notFound, unavailable } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { TritonError, asTritonError, codeString, invalidArg, notFound, unavailable } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
 import { modelConfigFromJson, type ModelConfig } from "./model-config.js";
 import { loadModelVersion, readModelConfig, resolveBackend, type LoaderOptions } from "./model-loader.js";
 import {

@@ -1,4 +1,4 @@
-import { invalidArg } from "./errors.js";
+import { invalidArg } from "../errors.js";
 
 const INT64_MAX = 2n ** 63n - 1n;
 

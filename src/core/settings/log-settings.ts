@@ -12,8 +12,8 @@
  * applyLogSettings(logger, update);
  * logSettingsOf(logger); // { log_file: "", log_info: true, ..., log_verbose_level: 1, log_format: "default" }
  */
-import { invalidArg, unsupported } from "./errors.js";
-import type { LogFormat, Logger } from "./logger.js";
+import { invalidArg, unsupported } from "../errors.js";
+import type { LogFormat, Logger } from "../observability/logger.js";
 
 /** The settings as Triton reports them, keys in Triton's order. */
 export interface LogSettings {

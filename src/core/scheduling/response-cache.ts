@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { RequestedOutput } from "./inference.js";
-import type { Tensor } from "./tensor.js";
+import type { RequestedOutput } from "../requests/inference.js";
+import type { Tensor } from "../tensors/tensor.js";
 
 /**
  * Triton's local response cache: identical requests (same model, version,

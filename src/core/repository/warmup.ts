@@ -1,11 +1,11 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { ModelConfig } from "../gen/inference/model_config_pb.js";
-import type { BackendInstance } from "./backend.js";
-import { elementCount, elementSize, fromConfigType } from "./datatypes.js";
-import { invalidArg } from "./errors.js";
+import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
+import type { BackendInstance } from "../backend.js";
+import { elementCount, elementSize, fromConfigType } from "../tensors/datatypes.js";
+import { invalidArg } from "../errors.js";
 import { configTypeName } from "./model-config.js";
-import { encodeBytesElements, type Tensor } from "./tensor.js";
+import { encodeBytesElements, type Tensor } from "../tensors/tensor.js";
 
 /**
  * Runs the config's `model_warmup` samples on every instance before the

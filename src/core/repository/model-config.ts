@@ -1,8 +1,8 @@
 import { create, fromJson, toJson, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { fromText } from "@bufbuild/protobuf/txtpb";
 import { ScalarType } from "@bufbuild/protobuf";
-import { DataType as PbDataType, ModelConfigSchema, type ModelConfig } from "../gen/inference/model_config_pb.js";
-import { invalidArg } from "./errors.js";
+import { DataType as PbDataType, ModelConfigSchema, type ModelConfig } from "../../gen/inference/model_config_pb.js";
+import { invalidArg } from "../errors.js";
 
 export type { ModelConfig };
 

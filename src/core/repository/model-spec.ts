@@ -1,8 +1,8 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { ModelInstanceGroup_Kind, type ModelConfig, type ModelInput, type ModelOutput } from "../gen/inference/model_config_pb.js";
-import { fromConfigType, type DataType } from "./datatypes.js";
-import { invalidArg } from "./errors.js";
+import { ModelInstanceGroup_Kind, type ModelConfig, type ModelInput, type ModelOutput } from "../../gen/inference/model_config_pb.js";
+import { fromConfigType, type DataType } from "../tensors/datatypes.js";
+import { invalidArg } from "../errors.js";
 import { configTypeName } from "./model-config.js";
 
 /**

@@ -1,4 +1,4 @@
-import { invalidArg } from "./errors.js";
+import { invalidArg } from "../errors.js";
 import type { InferenceRequest } from "./inference.js";
 import { requestIdPrefix } from "./request-validator.js";
 

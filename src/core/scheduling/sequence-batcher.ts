@@ -4,16 +4,16 @@ import {
   ModelSequenceBatching_Control_Kind as Kind,
   type ModelConfig,
   type ModelSequenceBatching,
-} from "../gen/inference/model_config_pb.js";
-import type { BackendInstance } from "./backend.js";
-import { elementCount, elementSize, fromConfigType, type DataType } from "./datatypes.js";
-import { TritonError, asTritonError, invalidArg, unavailable } from "./errors.js";
-import type { BatchRequest, ExecutionResult, ExecutionTimings } from "./inference.js";
-import { configTypeName } from "./model-config.js";
-import type { SchedulingParams } from "./request-params.js";
-import type { PreparedRequest } from "./request-validator.js";
+} from "../../gen/inference/model_config_pb.js";
+import type { BackendInstance } from "../backend.js";
+import { elementCount, elementSize, fromConfigType, type DataType } from "../tensors/datatypes.js";
+import { TritonError, asTritonError, invalidArg, unavailable } from "../errors.js";
+import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../requests/inference.js";
+import { configTypeName } from "../repository/model-config.js";
+import type { SchedulingParams } from "../requests/request-params.js";
+import type { PreparedRequest } from "../requests/request-validator.js";
 import type { ExecutionObserver, ScheduleOutcome } from "./scheduler.js";
-import { encodeBytesElements, type Tensor } from "./tensor.js";
+import { encodeBytesElements, type Tensor } from "../tensors/tensor.js";
 
 interface SeqRequest {
   prepared: PreparedRequest;

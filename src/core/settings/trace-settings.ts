@@ -16,7 +16,7 @@
  * Values travel as strings (`"trace_rate": "10"`) and `trace_level` as an
  * array of strings, on HTTP and gRPC alike.
  */
-import { invalidArg, unsupported } from "./errors.js";
+import { invalidArg, unsupported } from "../errors.js";
 
 export type TraceLevel = "TIMESTAMPS" | "TENSORS";
 export type TraceMode = "triton" | "opentelemetry";

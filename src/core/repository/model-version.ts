@@ -1,17 +1,17 @@
-import type { BackendInstance, BackendModel } from "./backend.js";
-import { classify } from "./classification.js";
-import { elementCount } from "./datatypes.js";
-import { TritonError, internal } from "./errors.js";
-import type { ExecutionTimings, InferenceRequest, InferenceResponse } from "./inference.js";
+import type { BackendInstance, BackendModel } from "../backend.js";
+import { classify } from "../requests/classification.js";
+import { elementCount } from "../tensors/datatypes.js";
+import { TritonError, internal } from "../errors.js";
+import type { ExecutionTimings, InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import type { ModelConfig } from "./model-config.js";
 import type { ModelSpec } from "./model-spec.js";
-import { executionChannel, requestChannel, type FailureReason, type InferenceRequestEvent, type ModelExecutionEvent } from "./observability/events.js";
-import { prepareRequest, requestIdPrefix } from "./request-validator.js";
-import { schedulingParams } from "./request-params.js";
-import { ResponseCache } from "./response-cache.js";
-import type { RequestScheduler } from "./scheduler.js";
-import { ModelStatistics } from "./statistics.js";
-import type { Tensor } from "./tensor.js";
+import { executionChannel, requestChannel, type FailureReason, type InferenceRequestEvent, type ModelExecutionEvent } from "../observability/events.js";
+import { prepareRequest, requestIdPrefix } from "../requests/request-validator.js";
+import { schedulingParams } from "../requests/request-params.js";
+import { ResponseCache } from "../scheduling/response-cache.js";
+import type { RequestScheduler } from "../scheduling/scheduler.js";
+import { ModelStatistics } from "../observability/statistics.js";
+import type { Tensor } from "../tensors/tensor.js";
 
 /**
  * Model states as Triton reports them in the repository index:

@@ -1,8 +1,8 @@
-import { elementCount, elementSize } from "./datatypes.js";
-import { invalidArg, type TritonError } from "./errors.js";
+import { elementCount, elementSize } from "../tensors/datatypes.js";
+import { invalidArg, type TritonError } from "../errors.js";
 import type { BatchRequest, InferenceRequest } from "./inference.js";
-import { formatShape, type ModelSpec, type TensorSpec } from "./model-spec.js";
-import { countBytesElements, type Tensor } from "./tensor.js";
+import { formatShape, type ModelSpec, type TensorSpec } from "../repository/model-spec.js";
+import { countBytesElements, type Tensor } from "../tensors/tensor.js";
 
 /** A request that passed validation, in the form a backend instance takes. */
 export interface PreparedRequest {

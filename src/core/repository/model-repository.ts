@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { ModelConfig } from "../gen/inference/model_config_pb.js";
+import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
 
 /** A model directory found in one of the repositories. */
 export interface RepositoryModel {

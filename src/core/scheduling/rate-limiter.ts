@@ -1,6 +1,6 @@
-import type { BackendInstance } from "./backend.js";
-import type { BatchRequest, BatchResult } from "./inference.js";
-import { invalidArg } from "./errors.js";
+import type { BackendInstance } from "../backend.js";
+import type { BatchRequest, BatchResult } from "../requests/inference.js";
+import { invalidArg } from "../errors.js";
 
 /** Resources one instance needs to execute (`instance_group.rate_limiter`). */
 export interface InstanceResources {

@@ -1,4 +1,4 @@
-import type { BackendInstance } from "./backend.js";
+import type { BackendInstance } from "../backend.js";
 import { Scheduler, type ExecutionObserver, type QueuedRequest, type SchedulerOptions } from "./scheduler.js";
 
 export interface DynamicBatcherOptions extends SchedulerOptions {

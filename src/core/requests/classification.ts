@@ -1,5 +1,5 @@
-import type { DataType } from "./datatypes.js";
-import { bf16ToNumber, encodeBytesElements, halfToNumber, type Tensor } from "./tensor.js";
+import type { DataType } from "../tensors/datatypes.js";
+import { bf16ToNumber, encodeBytesElements, halfToNumber, type Tensor } from "../tensors/tensor.js";
 
 /**
  * Classification extension: replaces an output with its top-K classes per

@@ -1,5 +1,5 @@
 import type { DataType } from "./datatypes.js";
-import { invalidArg } from "./errors.js";
+import { invalidArg } from "../errors.js";
 import { decodeBytesElements, encodeBytesElements, type Tensor } from "./tensor.js";
 
 /** Typed array (or strings for BYTES) holding a tensor's elements. */

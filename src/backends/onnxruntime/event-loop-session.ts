@@ -9,28 +9,26 @@
  * other model waits. Only for models whose run is proven to take a few tens
  * of microseconds; never the default.
  */
-import { TritonError, internal } from "../../core/errors.js";
-import type { DistributiveOmit, OrtSession, Reply } from "./instance.js";
-import { READY_ID, type FromWorker, type OrtModelMetadata, type ToWorker, type WorkerInit } from "./protocol.js";
+import { internal } from "../../core/errors.js";
+import type { DistributiveOmit, OrtSession } from "./instance.js";
+import { READY_ID, type OrtModelMetadata, type ToWorker, type WorkerInit } from "./protocol.js";
+import { Replies, type Reply } from "./replies.js";
 import type { SessionHost } from "./session-host.js";
 
 export class EventLoopSession implements OrtSession {
   readonly ready: Promise<OrtModelMetadata>;
-  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: TritonError) => void }>();
-  private nextId = READY_ID + 1;
+  private readonly replies = new Replies();
   private closed = false;
   private label: string;
   private host: SessionHost | undefined;
 
   constructor(init: WorkerInit) {
     this.label = `model '${init.model}' version ${init.version}`;
-    this.ready = new Promise<Reply>((resolve, reject) => this.pending.set(READY_ID, { resolve, reject })).then(
-      (r) => (r as Extract<Reply, { type: "ready" }>).metadata,
-    );
+    this.ready = this.replies.ready;
     // The native binding is loaded on the main thread only for models that ask for it.
     void import("./session-host.js").then(
-      ({ SessionHost }) => (this.host = new SessionHost(init, (msg) => this.onReply(msg))),
-      (e: unknown) => this.settle(READY_ID)?.reject(internal(`${this.label}: cannot load onnxruntime-node: ${(e as Error).message}`)),
+      ({ SessionHost }) => (this.host = new SessionHost(init, (msg) => this.replies.answer(msg))),
+      (e: unknown) => this.replies.reject(READY_ID, internal(`${this.label}: cannot load onnxruntime-node: ${(e as Error).message}`)),
     );
   }
 
@@ -44,8 +42,7 @@ export class EventLoopSession implements OrtSession {
 
   call(msg: DistributiveOmit<ToWorker, "id">): Promise<Reply> {
     if (this.closed || !this.host) return Promise.reject(internal(`${this.label}: the instance has been released`));
-    const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const { id, reply } = this.replies.open();
     this.host.receive({ ...msg, id } as ToWorker);
     return reply;
   }
@@ -58,18 +55,5 @@ export class EventLoopSession implements OrtSession {
 
   async terminate(): Promise<void> {
     await this.close();
-  }
-
-  private onReply(msg: FromWorker): void {
-    const p = this.settle(msg.id);
-    if (!p) return;
-    if (msg.type === "error") p.reject(new TritonError(msg.error.code, msg.error.message));
-    else p.resolve(msg);
-  }
-
-  private settle(id: number) {
-    const p = this.pending.get(id);
-    this.pending.delete(id);
-    return p;
   }
 }

@@ -4,10 +4,11 @@
  */
 import { Worker } from "node:worker_threads";
 import type { BackendInstance } from "../../core/backend.js";
-import { TritonError, internal } from "../../core/errors.js";
+import { type TritonError, internal } from "../../core/errors.js";
 import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
 import type { Tensor } from "../../core/tensors/tensor.js";
-import { READY_ID, type FromWorker, type OrtModelMetadata, type OrtSessionOptions, type ToWorker, type WorkerInit } from "./protocol.js";
+import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
+import { Replies, type Reply } from "./replies.js";
 
 /** The compiled worker, next to this file in dist/. */
 const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
@@ -15,8 +16,6 @@ const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
 /** How long `close` waits for a worker to finish cleanly before terminating it. */
 const CLOSE_TIMEOUT_MS = 10_000;
 
-/** A worker's (or host's) answer to a call, errors aside. */
-export type Reply = Exclude<FromWorker, { type: "error" }>;
 
 /**
  * Where an instance's session lives: a worker thread ({@link OrtWorker}, the
@@ -31,11 +30,6 @@ export interface OrtSession {
   terminate(): Promise<void>;
 }
 
-interface Pending {
-  resolve: (reply: Reply) => void;
-  reject: (e: TritonError) => void;
-}
-
 /**
  * A worker thread that owns one ONNX Runtime session. Requests are matched to
  * replies by id. While nothing is pending the worker is unref'd, so an idle
@@ -46,8 +40,7 @@ export class OrtWorker implements OrtSession {
   /** Set once the worker is gone; every later call fails with it. */
   private dead: TritonError | undefined;
   private closing = false;
-  private nextId = READY_ID + 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly replies = new Replies();
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
   private label: string;
@@ -55,10 +48,10 @@ export class OrtWorker implements OrtSession {
   constructor(init: WorkerInit) {
     this.label = `model '${init.model}' version ${init.version}`;
     this.worker = startWorker(init);
-    this.ready = new Promise<Reply>((resolve, reject) => this.pending.set(READY_ID, { resolve, reject })).then(
-      (r) => (r as Extract<Reply, { type: "ready" }>).metadata,
-    );
-    this.worker.on("message", (msg: FromWorker) => this.onMessage(msg));
+    this.ready = this.replies.ready;
+    this.worker.on("message", (msg: FromWorker) => {
+      if (this.replies.answer(msg)) this.unrefWhenIdle();
+    });
     this.worker.on("error", (e) => this.fail(internal(`${this.label}: onnxruntime worker failed: ${e.message}`)));
     this.exited = new Promise((resolve) => {
       this.worker.once("exit", (code) => {
@@ -81,13 +74,13 @@ export class OrtWorker implements OrtSession {
   /** Sends a message and resolves with the worker's reply to it. */
   call(msg: DistributiveOmit<ToWorker, "id">, transfer: ArrayBuffer[] = []): Promise<Reply> {
     if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const { id, reply } = this.replies.open();
     this.worker.ref();
     try {
       this.worker.postMessage({ ...msg, id } as ToWorker, transfer);
     } catch (e) {
-      this.settle(id)?.reject(internal(`${this.label}: cannot send to the onnxruntime worker: ${(e as Error).message}`));
+      this.replies.reject(id, internal(`${this.label}: cannot send to the onnxruntime worker: ${(e as Error).message}`));
+      this.unrefWhenIdle();
     }
     return reply;
   }
@@ -121,26 +114,14 @@ export class OrtWorker implements OrtSession {
     await this.exited;
   }
 
-  private onMessage(msg: FromWorker): void {
-    const p = this.settle(msg.id);
-    if (!p) return;
-    if (msg.type === "error") p.reject(new TritonError(msg.error.code, msg.error.message));
-    else p.resolve(msg);
-  }
-
-  private settle(id: number): Pending | undefined {
-    const p = this.pending.get(id);
-    this.pending.delete(id);
-    // Stay ref'd while closing, so that `await close()` cannot lose the event loop.
-    if (this.pending.size === 0 && !this.closing) this.worker.unref();
-    return p;
+  /** An idle instance must not keep the process alive; one that is closing stays ref'd so `await close()` keeps the loop. */
+  private unrefWhenIdle(): void {
+    if (this.replies.size === 0 && !this.closing) this.worker.unref();
   }
 
   private fail(e: TritonError): void {
     this.dead ??= e;
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(this.dead);
+    this.replies.rejectAll(this.dead);
   }
 }
 

@@ -96,17 +96,7 @@ class OnnxRuntimeModel implements BackendModel {
     let worker: OrtSession;
     const probe = this.probe;
     this.probe = undefined;
-    if (onEventLoop) {
-      if (probe) await probe.terminate();
-      this.ctx.logger.warn(SOURCE, `model '${name}' instance '${spec.name}' runs on the event loop (execution_thread: event_loop): nothing else is served while it computes`);
-      worker = new EventLoopSession({ model: name, version: this.ctx.version, path: this.modelFile, options, instance: spec.name, maxBatchSize: config.maxBatchSize });
-      try {
-        await worker.ready;
-      } catch (e) {
-        await worker.terminate();
-        throw e;
-      }
-    } else if (probe?.alive) {
+    if (!onEventLoop && probe?.alive) {
       worker = probe;
       try {
         // The probe's session already has the right options unless the final config changed them.
@@ -122,14 +112,11 @@ class OnnxRuntimeModel implements BackendModel {
       }
     } else {
       if (probe) await probe.terminate();
-      worker = new OrtWorker({
-        model: name,
-        version: this.ctx.version,
-        path: this.modelFile,
-        options,
-        instance: spec.name,
-        maxBatchSize: config.maxBatchSize,
-      });
+      const init = { model: name, version: this.ctx.version, path: this.modelFile, options, instance: spec.name, maxBatchSize: config.maxBatchSize };
+      if (onEventLoop) {
+        this.ctx.logger.warn(SOURCE, `model '${name}' instance '${spec.name}' runs on the event loop (execution_thread: event_loop): nothing else is served while it computes`);
+      }
+      worker = onEventLoop ? new EventLoopSession(init) : new OrtWorker(init);
       try {
         await worker.ready;
       } catch (e) {

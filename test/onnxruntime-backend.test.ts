@@ -23,7 +23,7 @@ import { Logger } from "../src/core/observability/logger.js";
 import { emptyModelConfig, parseModelConfig } from "../src/core/repository/model-config.js";
 import { decodeBytesElements, encodeBytesElements, numberToHalf, type Tensor } from "../src/core/tensors/tensor.js";
 import { OnnxRuntimeBackend, sessionOptions } from "../src/backends/onnxruntime/onnxruntime-backend.js";
-import { packRequests } from "../src/backends/onnxruntime/instance.js";
+import { packRequests } from "../src/backends/worker-channel/channel.js";
 import { DataType as OnnxType, addSubModel, identityModel, writeModel } from "../scripts/onnx-builder.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -460,15 +460,20 @@ describe("OnnxRuntimeBackend", () => {
     await rejects(b.execute([req]), "INTERNAL", "simple_0_1");
   });
 
-  it("rejects pending and later executions when the worker dies", async () => {
+  it("fails the batches of a worker that dies, then serves the next ones on a fresh worker", async () => {
     const { instance } = await loadInstance(EXAMPLES, "simple");
-    const req: BatchRequest = { inputs: [tensor("INPUT0", "INT32", [1, 16], new Int32Array(16)), tensor("INPUT1", "INT32", [1, 16], new Int32Array(16))], outputNames: ["OUTPUT0"] };
-    const pending = instance.execute([req]);
+    const req = (k: number): BatchRequest => ({
+      inputs: [tensor("INPUT0", "INT32", [1, 16], new Int32Array(16).fill(k)), tensor("INPUT1", "INT32", [1, 16], new Int32Array(16).fill(1))],
+      outputNames: ["OUTPUT0"],
+    });
+    const pending = [1, 2, 3].map((k) => instance.execute([req(k)]));
     // Reach into the instance to kill its thread, as a native crash would.
     const worker = (instance as unknown as { worker: { worker: { terminate(): Promise<number> } } }).worker.worker;
     void worker.terminate();
-    await rejects(pending, "INTERNAL", "model 'simple' instance 'simple_0_0'");
-    await rejects(instance.execute([req]), "INTERNAL", "model 'simple' instance 'simple_0_0'", "exited");
+    for (const p of pending) await rejects(p, "INTERNAL", "model 'simple' instance 'simple_0_0'", "exited");
+    const after = await Promise.all([4, 5, 6].map((k) => instance.execute([req(k)])));
+    assert.deepEqual(after.map((r) => i32(out(r.results[0], "OUTPUT0"))[0]), [5, 6, 7]);
+    assert.notEqual((instance as unknown as { worker: { worker: unknown } }).worker.worker, worker, "a new worker thread");
     await instance.release();
   });
 

@@ -4,14 +4,16 @@
  * main thread.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { ToWorker, WorkerInit } from "./protocol.js";
+import { WorkerEnd } from "../worker-channel/channel.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { SessionHost } from "./session-host.js";
 
 if (!parentPort) throw new Error("instance-worker.js must run in a worker thread");
 const port = parentPort;
+const init = workerData as WorkerInit;
 
-const host = new SessionHost(workerData as WorkerInit, (msg, transfer) => {
-  port.postMessage(msg, transfer);
+const host = new SessionHost(init, (msg, transfer) => {
+  channel.send(msg, transfer);
   if (msg.type === "closed") port.close();
 });
-port.on("message", (msg: ToWorker) => host.receive(msg));
+const channel: WorkerEnd<ToWorker, FromWorker> = new WorkerEnd(port, init.channel!, (msg) => host.receive(msg));

@@ -6,9 +6,9 @@ import { Worker } from "node:worker_threads";
 import type { BackendInstance } from "../../core/backend.js";
 import { type TritonError, internal } from "../../core/errors.js";
 import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
-import type { Tensor } from "../../core/tensors/tensor.js";
 import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
 import { Replies, type Reply } from "./replies.js";
+import { MainEnd } from "../worker-channel/channel.js";
 
 /** The compiled worker, next to this file in dist/. */
 const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
@@ -31,9 +31,10 @@ export interface OrtSession {
 }
 
 /**
- * A worker thread that owns one ONNX Runtime session. Requests are matched to
- * replies by id. While nothing is pending the worker is unref'd, so an idle
- * instance never keeps the process alive on its own.
+ * A worker thread that owns one ONNX Runtime session, reached through a
+ * {@link MainEnd} (batches through shared memory, the rest by postMessage).
+ * Requests are matched to replies by id. While nothing is pending the worker
+ * is unref'd, so an idle instance never keeps the process alive on its own.
  */
 export class OrtWorker implements OrtSession {
   readonly ready: Promise<OrtModelMetadata>;
@@ -42,19 +43,22 @@ export class OrtWorker implements OrtSession {
   private closing = false;
   private readonly replies = new Replies();
   private readonly worker: Worker;
+  private readonly channel: MainEnd<ToWorker, FromWorker>;
   private readonly exited: Promise<void>;
   private label: string;
 
-  constructor(init: WorkerInit) {
+  constructor(init: Omit<WorkerInit, "channel">) {
     this.label = `model '${init.model}' version ${init.version}`;
-    this.worker = startWorker(init);
-    this.ready = this.replies.ready;
-    this.worker.on("message", (msg: FromWorker) => {
+    this.channel = new MainEnd<ToWorker, FromWorker>((msg) => {
       if (this.replies.answer(msg)) this.unrefWhenIdle();
     });
+    this.worker = startWorker({ ...init, channel: this.channel.memory });
+    this.channel.connect(this.worker);
+    this.ready = this.replies.ready;
     this.worker.on("error", (e) => this.fail(internal(`${this.label}: onnxruntime worker failed: ${e.message}`)));
     this.exited = new Promise((resolve) => {
       this.worker.once("exit", (code) => {
+        this.channel.close();
         if (!this.closing) this.fail(internal(`${this.label}: onnxruntime worker thread exited unexpectedly (exit code ${code})`));
         else this.fail(internal(`${this.label}: the instance has been released`));
         resolve();
@@ -77,7 +81,7 @@ export class OrtWorker implements OrtSession {
     const { id, reply } = this.replies.open();
     this.worker.ref();
     try {
-      this.worker.postMessage({ ...msg, id } as ToWorker, transfer);
+      this.channel.send({ ...msg, id } as ToWorker, transfer);
     } catch (e) {
       this.replies.reject(id, internal(`${this.label}: cannot send to the onnxruntime worker: ${(e as Error).message}`));
       this.unrefWhenIdle();
@@ -164,37 +168,12 @@ export function sameOptions(a: OrtSessionOptions, b: OrtSessionOptions): boolean
   return [...keys].every((k) => a[k] === b[k]);
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
-
-/**
- * Copies the inputs of every request into one fresh ArrayBuffer (each tensor
- * at an 8-byte aligned offset, so the worker's typed views need no copy) and
- * rewrites the tensors as views over it. The caller's buffers may be views
- * over Node's pooled Buffers: they are never transferred.
- */
-export function packRequests(requests: readonly BatchRequest[]): { requests: BatchRequest[]; buffer: ArrayBuffer } {
-  let total = 0;
-  for (const r of requests) for (const t of r.inputs) total = align8(total) + t.data.byteLength;
-  const buffer = new ArrayBuffer(total);
-  const bytes = new Uint8Array(buffer);
-  let off = 0;
-  const packed = requests.map((r) => ({
-    outputNames: [...r.outputNames],
-    inputs: r.inputs.map((t): Tensor => {
-      off = align8(off);
-      bytes.set(t.data, off);
-      const data = new Uint8Array(buffer, off, t.data.byteLength);
-      off += t.data.byteLength;
-      return { name: t.name, datatype: t.datatype, shape: [...t.shape], data };
-    }),
-  }));
-  return { requests: packed, buffer };
-}
-
 /** One instance of an ONNX Runtime model: one worker, one session, one batch at a time. */
 export class OnnxRuntimeInstance implements BackendInstance {
   readonly name: string;
-  private readonly worker: OrtSession;
+  private worker: OrtSession;
+  /** A fresh worker being started after the last one died. */
+  private restarting: Promise<void> | undefined;
   /** Executions accepted and not yet finished; release waits for them. */
   private inFlight = 0;
   private idle: (() => void) | undefined;
@@ -203,12 +182,36 @@ export class OnnxRuntimeInstance implements BackendInstance {
 
   private readonly scalarOutputs: ReadonlySet<string>;
 
-  /** `scalarOutputs`: outputs the model gives as scalars and the config as dims [1]. */
-  constructor(name: string, worker: OrtSession, onRelease: () => void, scalarOutputs: readonly string[] = []) {
+  /**
+   * `scalarOutputs`: outputs the model gives as scalars and the config as dims [1].
+   * `restart`: a fresh session for when this one's thread has died; without it a dead session stays dead.
+   */
+  constructor(name: string, worker: OrtSession, onRelease: () => void, scalarOutputs: readonly string[] = [], private readonly restart?: () => OrtSession) {
     this.name = name;
     this.worker = worker;
     this.onRelease = onRelease;
     this.scalarOutputs = new Set(scalarOutputs);
+  }
+
+  /** The live session, started afresh when the last one died. */
+  private async session(): Promise<OrtSession> {
+    if (this.worker.alive || !this.restart) return this.worker;
+    this.restarting ??= (async () => {
+      const fresh = this.restart!();
+      try {
+        await fresh.ready;
+      } catch (e) {
+        this.restarting = undefined;
+        await fresh.terminate();
+        throw e;
+      }
+      const dead = this.worker;
+      this.worker = fresh;
+      this.restarting = undefined;
+      await dead.terminate();
+    })();
+    await this.restarting;
+    return this.worker;
   }
 
   execute(requests: BatchRequest[]): Promise<BatchResult> {
@@ -225,8 +228,7 @@ export class OnnxRuntimeInstance implements BackendInstance {
   }
 
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
-    const { requests: packed, buffer } = packRequests(requests);
-    const reply = await this.worker.call({ type: "execute", requests: packed }, [buffer]);
+    const reply = await (await this.session()).call({ type: "execute", requests });
     if (reply.type !== "result") throw internal(`instance '${this.name}': unexpected reply '${reply.type}' from the onnxruntime worker`);
     if (this.scalarOutputs.size) {
       for (const r of reply.results) for (const t of r.outputs ?? []) if (t.shape.length === 0 && this.scalarOutputs.has(t.name)) t.shape = [1];

@@ -130,7 +130,15 @@ class OnnxRuntimeModel implements BackendModel {
     const scalarOutputs = config.maxBatchSize > 0 ? [] : config.output
       .filter((o) => !o.reshape && this.metadata.outputs.find((m) => m.name === o.name)?.shape.length === 0)
       .map((o) => o.name);
-    const instance: OnnxRuntimeInstance = new OnnxRuntimeInstance(spec.name, worker, () => this.instances.delete(instance), scalarOutputs);
+    // A worker that dies (a native crash, an out-of-memory abort) fails its own
+    // batches; the instance then starts a fresh one for the batches after them.
+    const restart = onEventLoop ? undefined : () => {
+      this.ctx.logger.warn(SOURCE, `model '${name}' instance '${spec.name}': the onnxruntime worker thread ended unexpectedly; starting a new one`);
+      const fresh = new OrtWorker({ model: name, version: this.ctx.version, path: this.modelFile, options, instance: spec.name, maxBatchSize: config.maxBatchSize });
+      fresh.setLabel(`model '${name}' instance '${spec.name}'`);
+      return fresh;
+    };
+    const instance: OnnxRuntimeInstance = new OnnxRuntimeInstance(spec.name, worker, () => this.instances.delete(instance), scalarOutputs, restart);
     this.instances.add(instance);
     return instance;
   }

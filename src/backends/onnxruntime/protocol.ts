@@ -7,6 +7,7 @@
  */
 import type { SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
+import type { ChannelMemory } from "../worker-channel/channel.js";
 
 /** The subset of `InferenceSession.SessionOptions` the backend sets. */
 export interface OrtSessionOptions {
@@ -44,6 +45,8 @@ export interface WorkerInit {
   instance: string;
   /** max_batch_size of the final config; the probe worker learns it later. */
   maxBatchSize: number;
+  /** The shared memory of the worker's channel (absent for a host on the event loop). */
+  channel?: ChannelMemory;
 }
 
 export type ToWorker =

@@ -227,12 +227,13 @@ export class SessionHost {
     );
   }
 
-  /** Queues a message behind the ones before it. */
-  receive(msg: ToWorker): void {
+  /** Queues a message behind the ones before it; resolves once it has been answered. */
+  receive(msg: ToWorker): Promise<void> {
     this.chain = this.chain.then(() => this.handle(msg)).catch((e: unknown) => {
       // handle() reports its own failures; this is a last resort so the host keeps serving.
       this.reply({ type: "error", id: msg.id, error: { code: "INTERNAL", message: `model '${this.init.model}' instance '${this.instance}': ${messageOf(e)}` } }, []);
     });
+    return this.chain;
   }
 
   private loadError(e: unknown): SerializedError {

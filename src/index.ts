@@ -24,6 +24,7 @@ import { InferenceServer, type ServerOptions } from "./core/server.js";
 export { InferenceServer, SERVER_EXTENSIONS } from "./core/server.js";
 export type { ServerOptions, ModelMetadata, RepositoryIndexEntry, ModelControlMode } from "./core/server.js";
 export type { InferenceRequest, InferenceResponse, RequestedOutput } from "./core/requests/inference.js";
+export type { CancelSignal } from "./core/requests/cancel-signal.js";
 export type { Tensor, Parameters, ParameterValue } from "./core/tensors/tensor.js";
 export type { DataType } from "./core/tensors/datatypes.js";
 export { TritonError, type ErrorCode } from "./core/errors.js";

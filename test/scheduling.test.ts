@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createServer, makeTensor, tensorValues, type InferenceServer } from "../src/index.js";
+import { request as httpRequest } from "node:http";
+import { HttpFrontend, createServer, makeTensor, tensorValues, type InferenceServer } from "../src/index.js";
 import type { InferenceRequest } from "../src/core/requests/inference.js";
 import { GateBackend, gateConfig } from "./gate-backend.js";
 import { EXAMPLES, FIXTURES, postJson, startServer, tempRepository, type TestServer } from "./helpers.js";
@@ -162,6 +163,33 @@ describe("dynamic batcher", () => {
       await a;
       assert.deepEqual(gate.executions.map((e) => e.xs), [[0]]);
     } finally {
+      await core.stop();
+    }
+  });
+
+  it("drops a queued HTTP request whose client disconnects; it never executes", async () => {
+    const { core, gate } = await gateServer("instance_group [ { count: 1 } ]\ndynamic_batching { }");
+    const http = new HttpFrontend(core, { address: "127.0.0.1", port: 0 });
+    const port = await http.listen();
+    try {
+      gate.hold();
+      const a = core.infer(x(0));
+      await tick();
+      const body = JSON.stringify({ inputs: [{ name: "X", datatype: "INT32", shape: [1, 1], data: [7] }] });
+      const req = httpRequest({ host: "127.0.0.1", port, method: "POST", path: "/v2/models/m/infer", headers: { "Content-Type": "application/json" } });
+      req.on("error", () => {});
+      req.end(body);
+      for (let i = 0; i < 100 && core.getModel("m").pendingRequests === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(core.getModel("m").pendingRequests, 1, "queued behind the held batch");
+      req.destroy();
+      for (let i = 0; i < 100 && core.getModel("m").pendingRequests > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(core.getModel("m").pendingRequests, 0, "dropped from the queue");
+      gate.release();
+      await a;
+      assert.deepEqual(gate.executions.map((e) => e.xs), [[0]]);
+    } finally {
+      gate.release();
+      await http.close();
       await core.stop();
     }
   });

@@ -148,10 +148,21 @@ function encodeStrings(strings: readonly string[], transfer: Set<ArrayBuffer>): 
   return bytes;
 }
 
+/** A fetched output as the one request of its batch gets it: no split, no copy. */
+function wholeOutput(out: InferenceSession.ReturnType, name: string, transfer: Set<ArrayBuffer>): Tensor {
+  const value = out[name];
+  if (!value) throw new Error(`the session did not return output '${name}'`);
+  if (!("dims" in value) || !("type" in value)) throw new Error(`output '${name}' is not a tensor`);
+  const t = value as OrtTensor;
+  const datatype = tritonType(name, t);
+  const data = datatype === "BYTES" ? encodeStrings(t.data as string[], transfer) : ownedBytes(t, transfer);
+  return { name, datatype, shape: t.dims.map(Number), data };
+}
+
 /** Splits each fetched output back into one tensor per request, by each request's batch size. */
 function splitOutputs(out: InferenceSession.ReturnType, requests: BatchRequest[], transfer: Set<ArrayBuffer>): Tensor[][] {
+  if (requests.length === 1) return [requests[0]!.outputNames.map((name) => wholeOutput(out, name, transfer))];
   const perRequest: Tensor[][] = requests.map(() => []);
-  const single = requests.length === 1;
   const batches = requests.map(batchOf);
   const total = batches.reduce((a, b) => a + b, 0);
   const wanted = new Set(requests.flatMap((r) => r.outputNames));
@@ -162,11 +173,6 @@ function splitOutputs(out: InferenceSession.ReturnType, requests: BatchRequest[]
     const t = value as OrtTensor;
     const datatype = tritonType(name, t);
     const dims = t.dims.map(Number);
-    if (single) {
-      const data = datatype === "BYTES" ? encodeStrings(t.data as string[], transfer) : ownedBytes(t, transfer);
-      perRequest[0]!.push({ name, datatype, shape: dims, data });
-      continue;
-    }
     if (dims[0] !== total) {
       throw new Error(`output '${name}' has shape [${dims}], whose first dimension should be the batch's total size ${total}`);
     }
@@ -256,7 +262,7 @@ export class SessionHost {
     try {
       if (!this.session) throw new Error("the session is not loaded");
       const feeds = buildFeeds(requests);
-      const fetches = [...new Set(requests.flatMap((r) => r.outputNames))];
+      const fetches = requests.length === 1 ? requests[0]!.outputNames : [...new Set(requests.flatMap((r) => r.outputNames))];
       t1 = now();
       const out = fetches.length ? await this.session.run(feeds, fetches) : {};
       t2 = now();
@@ -284,7 +290,10 @@ export class SessionHost {
     const transfer = new Set<ArrayBuffer>();
     // A model without a batch dimension cannot concatenate requests: run them one by one.
     const separate = requests.length > 1 && (this.maxBatchSize === 0 || requests.some((r) => r.inputs.length === 0));
-    if (!separate) return { ...(await this.runBatch(requests, transfer)), transfer: [...transfer] };
+    if (!separate) {
+      const { results, timings } = await this.runBatch(requests, transfer);
+      return { results, timings, transfer: transfer.size ? [...transfer] : [] };
+    }
     const results: ExecutionResult[] = [];
     const timings: ExecutionTimings = { computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 };
     for (const r of requests) {

@@ -1,3 +1,4 @@
+import type { CancelSignal } from "./cancel-signal.js";
 import type { SerializedError } from "../errors.js";
 import type { Parameters, Tensor } from "../tensors/tensor.js";
 
@@ -22,8 +23,8 @@ export interface InferenceRequest {
   inputs: Tensor[];
   /** Absent: every output of the model. */
   outputs?: RequestedOutput[];
-  /** Aborted when the client goes away; a queued request is then dropped. */
-  signal?: AbortSignal;
+  /** Aborted when the client goes away; a queued request is then dropped. An `AbortSignal` will do. */
+  signal?: CancelSignal;
 }
 
 /** The answer to one {@link InferenceRequest}. */

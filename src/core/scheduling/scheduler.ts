@@ -1,3 +1,4 @@
+import type { CancelSignal } from "../requests/cancel-signal.js";
 import type { BackendInstance } from "../backend.js";
 import { TritonError, asTritonError, unavailable } from "../errors.js";
 import type { ExecutionResult, ExecutionTimings } from "../requests/inference.js";
@@ -33,7 +34,7 @@ export type ExecutionObserver = (batchInferences: number, timings: ExecutionTimi
  */
 export interface RequestScheduler {
   /** Queues a validated request; resolves when it has executed or failed. */
-  enqueue(prepared: PreparedRequest, signal: AbortSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome>;
+  enqueue(prepared: PreparedRequest, signal: CancelSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome>;
   /** Requests waiting for an instance (Triton's pending request count). */
   readonly queued: number;
   /** Requests waiting or executing. */
@@ -91,7 +92,7 @@ export abstract class Scheduler implements RequestScheduler {
     this.preserveOrdering = options.preserveOrdering ?? false;
   }
 
-  enqueue(prepared: PreparedRequest, signal: AbortSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome> {
+  enqueue(prepared: PreparedRequest, signal: CancelSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome> {
     return new Promise((resolve) => {
       if (this.stopped) return resolve({ error: unavailable(`model '${this.modelName}' is unloading`), queueNs: 0 });
       if (signal?.aborted) return resolve({ error: this.cancelled(), queueNs: 0 });

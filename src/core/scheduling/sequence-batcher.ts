@@ -1,3 +1,4 @@
+import type { CancelSignal } from "../requests/cancel-signal.js";
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -113,7 +114,7 @@ export class SequenceBatcher {
     return this.queued + this.busy;
   }
 
-  enqueue(prepared: PreparedRequest, signal: AbortSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome> {
+  enqueue(prepared: PreparedRequest, signal: CancelSignal | undefined, params: SchedulingParams): Promise<ScheduleOutcome> {
     const model = this.config.name;
     const reject = (error: TritonError): Promise<ScheduleOutcome> => Promise.resolve({ error, queueNs: 0 });
     if (this.stopped) return reject(unavailable(`model '${model}' is unloading`));

@@ -1,5 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Canceller } from "../../core/requests/cancel-signal.js";
 import { invalidArg, unsupported } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/settings/log-settings.js";
@@ -159,11 +160,11 @@ async function modelInfer(core: InferenceServer, outputContents: OutputContents,
   core.getModel(r.modelName, version(r.modelVersion));
   const decoded = decodeInferRequest(r);
   // A client that cancels (or whose deadline passes) drops its queued request.
-  const abort = new AbortController();
+  const abort = new Canceller();
   const onCancel = () => abort.abort();
   if (call.cancelled) abort.abort();
   else call.once("cancelled", onCancel);
-  decoded.request.signal = abort.signal;
+  decoded.request.signal = abort;
   try {
     const response = await core.infer(decoded.request);
     return encodeInferResponse(response, decoded.typedInput, outputContents);

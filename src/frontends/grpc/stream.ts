@@ -1,5 +1,6 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
+import { Canceller, type CancelSignal } from "../../core/requests/cancel-signal.js";
 import { asTritonError } from "../../core/errors.js";
 import type { InferenceServer } from "../../core/server.js";
 import {
@@ -32,7 +33,7 @@ const MAX_PENDING = 256;
 export function handleModelStreamInfer(core: InferenceServer, outputContents: OutputContents, call: StreamCall): void {
   // One controller per request (a long-lived stream must not pile listeners
   // onto one signal); cancelling the stream aborts those still in flight.
-  const inflight = new Set<AbortController>();
+  const inflight = new Set<Canceller>();
   const abortAll = () => {
     for (const a of inflight) a.abort();
   };
@@ -74,9 +75,9 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
     // A client that sends without reading would make finished responses pile
     // up here: stop reading its requests until it catches up.
     if (++pending >= MAX_PENDING) call.pause();
-    const abort = new AbortController();
+    const abort = new Canceller();
     inflight.add(abort);
-    const result = run(core, msg, abort.signal, outputContents).finally(() => inflight.delete(abort));
+    const result = run(core, msg, abort, outputContents).finally(() => inflight.delete(abort));
     writeChain = writeChain.then(async () => {
       const r = await result;
       if ("error" in r) {
@@ -115,7 +116,7 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
 async function run(
   core: InferenceServer,
   msg: ModelInferRequest,
-  signal: AbortSignal,
+  signal: CancelSignal,
   outputContents: OutputContents,
 ): Promise<{ response: ReturnType<typeof encodeInferResponse> } | { error: unknown }> {
   try {

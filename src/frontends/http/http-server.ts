@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import zlib from "node:zlib";
+import { Canceller } from "../../core/requests/cancel-signal.js";
 import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromJson } from "../../core/settings/log-settings.js";
@@ -171,12 +172,12 @@ export class HttpFrontend {
     }
     const decoded = decodeInferRequest(body, headerLength, m.model!, m.version, () => this.core.getModel(m.model!, m.version).spec);
     // A client that disconnects before the answer cancels its queued request.
-    const abort = new AbortController();
+    const abort = new Canceller();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
     };
     res.once("close", onClose);
-    decoded.request.signal = abort.signal;
+    decoded.request.signal = abort;
     const response = await this.core.infer(decoded.request);
     res.off("close", onClose);
     const encoded = encodeInferResponse(response, decoded);

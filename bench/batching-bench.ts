@@ -10,7 +10,8 @@
  *
  * Options: --write, --model=image_classifier (or image_cnn, the mid-size CNN),
  * --concurrency=1,8,32, --delay-us=500
- * (`max_queue_delay_microseconds` of the batching configuration).
+ * (`max_queue_delay_microseconds` of the batching configuration),
+ * --payload=binary (or json: tensors as JSON `data` both ways, as most users start).
  * Environment: BENCH_SECONDS (measured seconds per cell, default 3),
  * BENCH_WARMUP_SECONDS (default 1).
  *
@@ -29,7 +30,7 @@ import {
   valuesText, writeReadmeSection, type ServerHandle, type TritiumHandle,
   problemLines, runCellWithCost, costText, memoryText, type ServerCost,
 } from "./harness.js";
-import { binaryRequest } from "./payload.js";
+import { binaryRequest, jsonRequest } from "./payload.js";
 
 const MODEL = option("model") ?? "image_classifier";
 const WRITE = process.argv.includes("--write");
@@ -37,6 +38,9 @@ const SECONDS = positiveNumber(process.env.BENCH_SECONDS, 3, "BENCH_SECONDS");
 const WARMUP_SECONDS = positiveNumber(process.env.BENCH_WARMUP_SECONDS, 1, "BENCH_WARMUP_SECONDS");
 const CONCURRENCIES = numberList(option("concurrency"), "1,8,32", "--concurrency");
 const DELAY_US = positiveNumber(option("delay-us"), 500, "--delay-us");
+const PAYLOAD = option("payload") ?? "binary";
+if (PAYLOAD !== "binary" && PAYLOAD !== "json") throw new Error(`--payload must be binary or json, got '${PAYLOAD}'`);
+const WIRE = PAYLOAD === "json" ? "JSON HTTP" : "binary HTTP";
 /** The concurrency the targets apply to (issue 4: 32), or the highest measured. */
 const TARGET_CONCURRENCY = CONCURRENCIES.includes(32) ? 32 : Math.max(...CONCURRENCIES);
 
@@ -129,7 +133,7 @@ interface Servers {
 async function measureAll(servers: Servers, rows: Row[], problems: string[]): Promise<void> {
   const { inputs } = modelInputs(MODEL);
   const expected = await referenceOutputs(MODEL, inputs);
-  const req = binaryRequest(inputs);
+  const req = PAYLOAD === "json" ? jsonRequest(inputs) : binaryRequest(inputs);
   const gone = new Set<ServerHandle>();
   const timing = (concurrency: number): { concurrency: number; warmupSeconds: number; seconds: number } => ({ concurrency, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS });
 
@@ -138,7 +142,7 @@ async function measureAll(servers: Servers, rows: Row[], problems: string[]): Pr
     process.stderr.write(`  c=${concurrency} ${kind} ...`);
     let before: Promise<Map<number, number> | Error> | undefined;
     const { result, cost } = await runCellWithCost(
-      { kind: "http", url: `http://127.0.0.1:${handle.port}/v2/models/${MODEL}/infer`, headers: req.headers, body: req.body, binaryResponse: true, expected, ...timing(concurrency) },
+      { kind: "http", url: `http://127.0.0.1:${handle.port}/v2/models/${MODEL}/infer`, headers: req.headers, body: req.body, binaryResponse: PAYLOAD === "binary", expected, ...timing(concurrency) },
       handle,
       stats ? () => { before = batchCounts(handle.port).catch((e: Error) => e); } : undefined,
     );
@@ -189,9 +193,9 @@ function find(rows: Row[], kind: RowKind, concurrency: number): Row | undefined 
 
 function serverText(row: Row): string {
   switch (row.kind) {
-    case "hand-written": return "hand-written (binary HTTP)";
-    case "Tritium": return "Tritium, no dynamic batching (binary HTTP)";
-    case "Tritium batching": return `Tritium, dynamic batching ${DELAY_US} µs (binary HTTP)`;
+    case "hand-written": return `hand-written (${WIRE})`;
+    case "Tritium": return `Tritium, no dynamic batching (${WIRE})`;
+    case "Tritium batching": return `Tritium, dynamic batching ${DELAY_US} µs (${WIRE})`;
     case "in-process": return `in-process onnxruntime-node, batch ${row.perCall}, one loop`;
   }
 }
@@ -301,8 +305,9 @@ async function main(): Promise<number> {
   const { markdown, ok } = report(env, rows, info, notes);
   process.stdout.write(`\n${markdown}\n`);
   if (WRITE) {
-    if (MODEL === "image_classifier") writeReadmeSection("batching", "### Dynamic batching", markdown);
-    else writeReadmeSection(`batching-${MODEL}`, `### Dynamic batching: ${MODEL}`, markdown);
+    const json = PAYLOAD === "json" ? "-json" : "";
+    if (MODEL === "image_classifier" && !json) writeReadmeSection("batching", "### Dynamic batching", markdown);
+    else writeReadmeSection(`batching-${MODEL}${json}`, `### Dynamic batching: ${MODEL}${json ? ", JSON tensors" : ""}`, markdown);
   }
   return ok && notes.length === 0 ? 0 : 1;
 }

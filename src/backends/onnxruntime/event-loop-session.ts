@@ -10,21 +10,21 @@
  * of microseconds; never the default.
  */
 import { internal } from "../../core/errors.js";
-import type { DistributiveOmit, OrtSession } from "./instance.js";
-import { READY_ID, type OrtModelMetadata, type ToWorker, type WorkerInit } from "./protocol.js";
-import { Replies, type Reply } from "./replies.js";
+import type { DistributiveOmit, OrtSession, Reply } from "./instance.js";
+import type { FromWorker, OrtModelMetadata, ToWorker, WorkerInit } from "./protocol.js";
+import { READY_ID, Replies } from "../worker-channel/replies.js";
 import type { SessionHost } from "./session-host.js";
 
 export class EventLoopSession implements OrtSession {
   readonly ready: Promise<OrtModelMetadata>;
-  private readonly replies = new Replies();
+  private readonly replies = new Replies<FromWorker>();
   private closed = false;
   private label: string;
   private host: SessionHost | undefined;
 
   constructor(init: WorkerInit) {
     this.label = `model '${init.model}' version ${init.version}`;
-    this.ready = this.replies.ready;
+    this.ready = this.replies.ready.then((r) => (r as Extract<Reply, { type: "ready" }>).metadata);
     // The native binding is loaded on the main thread only for models that ask for it.
     void import("./session-host.js").then(
       ({ SessionHost }) => (this.host = new SessionHost(init, (msg) => this.replies.answer(msg))),

@@ -1,21 +1,18 @@
 /**
  * Main-thread side of an ONNX Runtime instance: a handle on its worker
- * thread, and the {@link BackendInstance} that packs batches for it.
+ * thread, and the {@link BackendInstance} that hands batches to it.
  */
-import { Worker } from "node:worker_threads";
 import type { BackendInstance } from "../../core/backend.js";
-import { type TritonError, internal } from "../../core/errors.js";
+import { internal } from "../../core/errors.js";
 import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
 import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
-import { Replies, type Reply } from "./replies.js";
-import { MainEnd } from "../worker-channel/channel.js";
+import { InstanceThread, type DistributiveOmit } from "../worker-channel/instance-thread.js";
 
 /** The compiled worker, next to this file in dist/. */
 const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
 
-/** How long `close` waits for a worker to finish cleanly before terminating it. */
-const CLOSE_TIMEOUT_MS = 10_000;
-
+/** A session host's answer to a call, errors aside. */
+export type Reply = Exclude<FromWorker, { type: "error" }>;
 
 /**
  * Where an instance's session lives: a worker thread ({@link OrtWorker}, the
@@ -30,137 +27,18 @@ export interface OrtSession {
   terminate(): Promise<void>;
 }
 
-/**
- * A worker thread that owns one ONNX Runtime session, reached through a
- * {@link MainEnd} (batches through shared memory, the rest by postMessage).
- * Requests are matched to replies by id. While nothing is pending the worker
- * is unref'd, so an idle instance never keeps the process alive on its own.
- */
-export class OrtWorker implements OrtSession {
+/** A worker thread that owns one ONNX Runtime session. */
+export class OrtWorker extends InstanceThread<ToWorker, FromWorker> implements OrtSession {
+  /** The model's inputs and outputs, once the session is loaded. */
   readonly ready: Promise<OrtModelMetadata>;
-  /** Set once the worker is gone; every later call fails with it. */
-  private dead: TritonError | undefined;
-  private closing = false;
-  private readonly replies = new Replies();
-  private readonly worker: Worker;
-  private readonly channel: MainEnd<ToWorker, FromWorker>;
-  private readonly exited: Promise<void>;
-  private label: string;
 
   constructor(init: Omit<WorkerInit, "channel">) {
-    this.label = `model '${init.model}' version ${init.version}`;
-    this.channel = new MainEnd<ToWorker, FromWorker>((msg) => {
-      if (this.replies.answer(msg)) this.unrefWhenIdle();
-    });
-    this.worker = startWorker({ ...init, channel: this.channel.memory });
-    this.channel.connect(this.worker);
-    this.ready = this.replies.ready;
-    this.worker.on("error", (e) => this.fail(internal(`${this.label}: onnxruntime worker failed: ${e.message}`)));
-    this.exited = new Promise((resolve) => {
-      this.worker.once("exit", (code) => {
-        this.channel.close();
-        if (!this.closing) this.fail(internal(`${this.label}: onnxruntime worker thread exited unexpectedly (exit code ${code})`));
-        else this.fail(internal(`${this.label}: the instance has been released`));
-        resolve();
-      });
-    });
-  }
-
-  /** Names the instance in later error messages. */
-  setLabel(label: string): void {
-    this.label = label;
-  }
-
-  get alive(): boolean {
-    return !this.dead && !this.closing;
-  }
-
-  /** Sends a message and resolves with the worker's reply to it. */
-  call(msg: DistributiveOmit<ToWorker, "id">, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    if (this.dead) return Promise.reject(this.dead);
-    const { id, reply } = this.replies.open();
-    this.worker.ref();
-    try {
-      this.channel.send({ ...msg, id } as ToWorker, transfer);
-    } catch (e) {
-      this.replies.reject(id, internal(`${this.label}: cannot send to the onnxruntime worker: ${(e as Error).message}`));
-      this.unrefWhenIdle();
-    }
-    return reply;
-  }
-
-  /** Asks the worker to release its session and end; terminates it if it does not. */
-  async close(): Promise<void> {
-    if (this.closing) return this.exited;
-    this.worker.ref();
-    if (this.dead) {
-      this.closing = true;
-      await this.worker.terminate();
-      return this.exited;
-    }
-    const closed = this.call({ type: "close" }).catch(() => undefined);
-    this.closing = true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
-      timer.unref();
-    });
-    if ((await Promise.race([closed.then(() => this.exited), timeout])) === "timeout") await this.worker.terminate();
-    clearTimeout(timer);
-    await this.exited;
-  }
-
-  /** Ends the worker at once (a failed load, or a model released before its instances). */
-  async terminate(): Promise<void> {
-    this.closing = true;
-    this.worker.ref();
-    await this.worker.terminate();
-    await this.exited;
-  }
-
-  /** An idle instance must not keep the process alive; one that is closing stays ref'd so `await close()` keeps the loop. */
-  private unrefWhenIdle(): void {
-    if (this.replies.size === 0 && !this.closing) this.worker.unref();
-  }
-
-  private fail(e: TritonError): void {
-    this.dead ??= e;
-    this.replies.rejectAll(this.dead);
+    super({ url: WORKER_URL, init, label: `model '${init.model}' version ${init.version}`, kind: "onnxruntime worker" });
+    this.ready = this.started.then((r) => (r as Extract<Reply, { type: "ready" }>).metadata);
   }
 }
 
-/**
- * The server's own Node.js flags that a worker accepts. Process-wide flags
- * (V8's `--trace-gc`, `--expose-gc`, ...) are refused by `new Worker`, yet
- * they already apply to every thread, so they are dropped rather than making
- * every model fail to load when the server is run under a profiler.
- */
-let workerExecArgv: string[] | undefined;
-
-function startWorker(init: WorkerInit): Worker {
-  // `--input-type` (from `node --input-type=module -e ...`) would apply to the worker's file.
-  let execArgv = workerExecArgv ?? process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a));
-  for (;;) {
-    try {
-      const worker = new Worker(WORKER_URL, { workerData: init, execArgv });
-      workerExecArgv = execArgv;
-      return worker;
-    } catch (e) {
-      const refused = (e as NodeJS.ErrnoException).code === "ERR_WORKER_INVALID_EXEC_ARGV" ? invalidFlags((e as Error).message) : [];
-      const kept: string[] = execArgv.filter((a) => !refused.includes(a) && !refused.includes(a.split("=")[0]!));
-      if (kept.length === execArgv.length) throw e;
-      execArgv = kept;
-    }
-  }
-}
-
-/** The flags named by Node's "Initiated Worker with invalid execArgv flags: --a, --b". */
-function invalidFlags(message: string): string[] {
-  const list = message.split(":").slice(1).join(":");
-  return list.split(/[\s,]+/).filter((f) => f.startsWith("-"));
-}
-
-export type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+export type { DistributiveOmit };
 
 /** Options a worker was started with, to tell whether a session must be reloaded. */
 export function sameOptions(a: OrtSessionOptions, b: OrtSessionOptions): boolean {

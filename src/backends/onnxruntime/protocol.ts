@@ -8,6 +8,7 @@
 import type { SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
 import type { ChannelMemory } from "../worker-channel/channel.js";
+import type { READY_ID } from "../worker-channel/replies.js";
 
 /** The subset of `InferenceSession.SessionOptions` the backend sets. */
 export interface OrtSessionOptions {
@@ -54,8 +55,6 @@ export type ToWorker =
   | { type: "execute"; id: number; requests: BatchRequest[] }
   | { type: "close"; id: number };
 
-/** Id of the message a worker sends on its own once its session is loaded (or failed to). */
-export const READY_ID = 0;
 
 export type FromWorker =
   | { type: "ready"; id: typeof READY_ID; metadata: OrtModelMetadata }

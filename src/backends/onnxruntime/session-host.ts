@@ -17,7 +17,8 @@ import type { DataType } from "../../core/tensors/datatypes.js";
 import { elementSize } from "../../core/tensors/datatypes.js";
 import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
 import { decodeBytesElements, encodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
-import { READY_ID, type FromWorker, type OrtModelMetadata, type OrtSessionOptions, type ToWorker, type WorkerInit } from "./protocol.js";
+import { READY_ID } from "../worker-channel/replies.js";
+import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 

@@ -17,6 +17,7 @@
  * await server.stop();
  */
 import { OnnxRuntimeBackend } from "./backends/onnxruntime/onnxruntime-backend.js";
+import { JsBackend } from "./backends/js/js-backend.js";
 import type { Backend } from "./core/backend.js";
 import { Logger } from "./core/observability/logger.js";
 import { InferenceServer, type ServerOptions } from "./core/server.js";
@@ -25,6 +26,7 @@ export { InferenceServer, SERVER_EXTENSIONS } from "./core/server.js";
 export type { ServerOptions, ModelMetadata, RepositoryIndexEntry, ModelControlMode } from "./core/server.js";
 export type { InferenceRequest, InferenceResponse, RequestedOutput } from "./core/requests/inference.js";
 export type { CancelSignal } from "./core/requests/cancel-signal.js";
+export type { TritiumModel, ModelRequest, ModelResponse, ModelTensor, ModelOutput, ModelInitializeArgs } from "./backends/js/model-api.js";
 export type { Tensor, Parameters, ParameterValue } from "./core/tensors/tensor.js";
 export type { DataType } from "./core/tensors/datatypes.js";
 export { TritonError, type ErrorCode } from "./core/errors.js";
@@ -37,7 +39,7 @@ export { MetricsFrontend, type MetricsFrontendOptions } from "./frontends/metric
 
 /** The backends a server gets unless told otherwise. */
 export function defaultBackends(): Backend[] {
-  return [new OnnxRuntimeBackend()];
+  return [new OnnxRuntimeBackend(), new JsBackend()];
 }
 
 export interface CreateServerOptions extends Partial<Omit<ServerOptions, "modelRepositories">> {

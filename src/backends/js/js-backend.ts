@@ -1,0 +1,155 @@
+/**
+ * Tritium's `js` backend: models written in JavaScript (or TypeScript
+ * compiled to it), `backend: "js"` in config.pbtxt, `<version>/model.js` (or
+ * the file `default_model_filename` names). See model-api.ts for the
+ * interface a model implements.
+ *
+ * Each instance is a worker thread reached through the worker channel, as
+ * ONNX Runtime instances are. A batch that throws fails its requests; one
+ * that runs past `execute_timeout_ms` (a model parameter, default 60000)
+ * fails its requests and the instance's thread is replaced, as is a thread
+ * that dies.
+ */
+import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
+import { TritonError, internal, invalidArg } from "../../core/errors.js";
+import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
+import { modelConfigToJson } from "../../core/repository/model-config.js";
+import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
+import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
+import { InstanceThread } from "../worker-channel/instance-thread.js";
+import type { FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+
+const SOURCE = "js-backend.ts";
+const WORKER_URL = new URL("./js-worker.js", import.meta.url);
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+export class JsBackend implements Backend {
+  readonly name = "js";
+  readonly platforms: readonly string[] = [];
+  readonly defaultModelFilename = "model.js";
+
+  async createModel(ctx: BackendModelContext): Promise<BackendModel> {
+    return {
+      createInstance: (config, spec) => createInstance(ctx, config, spec),
+      release: async () => undefined,
+    };
+  }
+}
+
+async function createInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
+  if (spec.kind === "KIND_GPU") throw invalidArg(`model '${ctx.name}': instance '${spec.name}' has kind KIND_GPU, which the js backend does not support`);
+  const timeoutMs = executeTimeout(config, ctx.name);
+  const outputTypes: Record<string, DataType> = {};
+  for (const o of config.output) {
+    const dt = fromConfigType(PbDataType[o.dataType] ?? "");
+    if (dt) outputTypes[o.name] = dt;
+  }
+  const init: JsWorkerInit = {
+    path: ctx.modelPath,
+    outputTypes,
+    args: {
+      model_config: JSON.stringify(modelConfigToJson(config)),
+      model_name: ctx.name,
+      model_version: String(ctx.version),
+      model_instance_name: spec.name,
+      model_instance_kind: spec.kind,
+      model_instance_device_id: String(spec.deviceId),
+      model_repository: ctx.modelDir,
+    },
+  };
+  const label = `model '${ctx.name}' instance '${spec.name}'`;
+  const start = async () => {
+    const thread = new InstanceThread<ToJsWorker, FromJsWorker>({ url: WORKER_URL, init, label, kind: "js model worker" });
+    try {
+      await thread.started;
+    } catch (e) {
+      await thread.terminate();
+      throw e;
+    }
+    return thread;
+  };
+  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg));
+}
+
+/** `execute_timeout_ms`: how long one batch may run before its requests fail and the thread is replaced. */
+function executeTimeout(config: ModelConfig, name: string): number {
+  const v = config.parameters["execute_timeout_ms"]?.stringValue;
+  if (v === undefined) return DEFAULT_TIMEOUT_MS;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw invalidArg(`model '${name}': parameter 'execute_timeout_ms' must be a positive integer, got '${v}'`);
+  return n;
+}
+
+type Thread = InstanceThread<ToJsWorker, FromJsWorker>;
+
+/** One instance of a `js` model: one worker thread, replaced when it dies or hangs. */
+class JsInstance implements BackendInstance {
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
+  private released: Promise<void> | undefined;
+  private restarting: Promise<Thread> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly label: string,
+    private thread: Thread,
+    private readonly start: () => Promise<Thread>,
+    private readonly timeoutMs: number,
+    private readonly warn: (msg: string) => void,
+  ) {}
+
+  execute(requests: BatchRequest[]): Promise<BatchResult> {
+    if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
+    this.inFlight++;
+    return this.run(requests).finally(() => {
+      if (--this.inFlight === 0) this.idle?.();
+    });
+  }
+
+  private async run(requests: BatchRequest[]): Promise<BatchResult> {
+    const thread = await this.live();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
+        this.warn(e.message);
+        void thread.abandon(e);
+        reject(e);
+      }, this.timeoutMs);
+    });
+    try {
+      const reply = await Promise.race([thread.call({ type: "execute", requests }), timedOut]);
+      if (reply.type !== "result") throw internal(`${this.label}: unexpected reply '${reply.type}' from the js model worker`);
+      return { results: reply.results, timings: reply.timings };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The live thread, started afresh when the last one died or was abandoned. */
+  private async live(): Promise<Thread> {
+    if (this.thread.alive) return this.thread;
+    this.restarting ??= (async () => {
+      this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
+      try {
+        const fresh = await this.start();
+        const dead = this.thread;
+        this.thread = fresh;
+        void dead.terminate();
+        return fresh;
+      } finally {
+        this.restarting = undefined;
+      }
+    })();
+    return this.restarting;
+  }
+
+  /** Waits for the batches in progress, then runs the model's finalize and ends the thread. */
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      await this.thread.close();
+    })();
+    return this.released;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * A `js` model instance's worker thread: loads the model module, runs its
+ * `initialize`, answers batches through the worker channel, and runs
+ * `finalize` when asked to close.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { pathToFileURL } from "node:url";
+import type { SerializedError } from "../../core/errors.js";
+import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
+import type { DataType } from "../../core/tensors/datatypes.js";
+import { decodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
+import { makeTensor, tensorValues, type TensorValues } from "../../core/tensors/tensor-values.js";
+import { WorkerEnd, type ExecuteMessage } from "../worker-channel/channel.js";
+import { READY_ID } from "../worker-channel/replies.js";
+import type { ModelOutput, ModelRequest, ModelTensor, TritiumModel } from "./model-api.js";
+import type { FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+
+if (!parentPort) throw new Error("js-worker.js must run in a worker thread");
+const port = parentPort;
+const init = workerData as JsWorkerInit;
+const where = `model '${init.args.model_name}' instance '${init.args.model_instance_name}'`;
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+let model: TritiumModel | undefined;
+
+async function load(): Promise<TritiumModel> {
+  const mod = (await import(pathToFileURL(init.path).href)) as { default?: unknown };
+  const exported = mod.default;
+  const m = (typeof exported === "function" ? new (exported as new () => TritiumModel)() : exported) as TritiumModel | undefined;
+  if (!m || typeof m.execute !== "function") {
+    throw new Error(`'${init.path}' must export by default a class or an object with an execute(requests) method`);
+  }
+  await m.initialize?.(init.args);
+  return m;
+}
+
+const started = load().then(
+  (m) => {
+    model = m;
+    channel.send({ type: "ready", id: READY_ID });
+  },
+  (e: unknown) => {
+    channel.send({
+      type: "error",
+      id: READY_ID,
+      error: { code: "INVALID_ARG", message: `${where}: failed to load '${init.path}': ${messageOf(e)}` },
+    });
+  },
+);
+
+const channel: WorkerEnd<ToJsWorker, FromJsWorker> = new WorkerEnd(port, init.channel!, async (msg) => {
+  await started;
+  if (msg.type === "close") {
+    try {
+      await model?.finalize?.();
+    } catch {
+      // Closing anyway.
+    }
+    channel.send({ type: "closed", id: msg.id });
+    port.close();
+    return;
+  }
+  await execute(msg as ExecuteMessage);
+});
+
+async function execute(msg: ExecuteMessage): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  let results: ExecutionResult[];
+  let t1 = t0;
+  let t2 = t0;
+  try {
+    if (!model) throw new Error("the model is not loaded");
+    const requests = msg.requests.map(toModelRequest);
+    t1 = process.hrtime.bigint();
+    const responses = await model.execute(requests);
+    t2 = process.hrtime.bigint();
+    if (!Array.isArray(responses) || responses.length !== requests.length) {
+      throw new Error(`execute() must return one response per request (${requests.length}), got ${Array.isArray(responses) ? responses.length : typeof responses}`);
+    }
+    results = responses.map((r, k) => toResult(r, msg.requests[k]!));
+  } catch (e) {
+    t2 = t2 === t0 ? process.hrtime.bigint() : t2;
+    const error: SerializedError = { code: "INTERNAL", message: `${where}: execute failed: ${messageOf(e)}` };
+    results = msg.requests.map(() => ({ error }));
+  }
+  const t3 = process.hrtime.bigint();
+  channel.send({
+    type: "result",
+    id: msg.id,
+    results,
+    timings: { computeInputNs: Number(t1 - t0), computeInferNs: Number(t2 - t1), computeOutputNs: Number(t3 - t2) },
+  });
+}
+
+function toModelRequest(r: BatchRequest): ModelRequest {
+  const inputs: Record<string, ModelTensor> = {};
+  for (const t of r.inputs) {
+    const mt: ModelTensor = { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorValues(t) };
+    if (t.datatype === "BYTES") mt.bytes = decodeBytesElements(t.data);
+    inputs[t.name] = mt;
+  }
+  return { inputs, requestedOutputs: r.outputNames };
+}
+
+function toResult(response: unknown, request: BatchRequest): ExecutionResult {
+  if (!response || typeof response !== "object") {
+    return { error: { code: "INTERNAL", message: `${where}: a response must be an object with 'outputs' or 'error'` } };
+  }
+  const r = response as { outputs?: Record<string, ModelOutput>; error?: unknown };
+  if (r.error !== undefined) return { error: { code: "INTERNAL", message: `${where}: ${messageOf(r.error)}` } };
+  const outputs: Tensor[] = [];
+  try {
+    for (const name of request.outputNames) {
+      const o = r.outputs?.[name];
+      if (!o) throw new Error(`the response has no output '${name}'`);
+      outputs.push(toTensor(name, o));
+    }
+  } catch (e) {
+    return { error: { code: "INTERNAL", message: `${where}: ${messageOf(e)}` } };
+  }
+  return { outputs };
+}
+
+const TYPED: Partial<Record<DataType, new (values: ArrayLike<number> & ArrayLike<bigint>) => TensorValues>> = {
+  BOOL: Uint8Array, UINT8: Uint8Array, INT8: Int8Array, UINT16: Uint16Array, INT16: Int16Array,
+  UINT32: Uint32Array, INT32: Int32Array, UINT64: BigUint64Array, INT64: BigInt64Array,
+  FP16: Uint16Array, BF16: Uint16Array, FP32: Float32Array, FP64: Float64Array,
+} as never;
+
+function toTensor(name: string, o: ModelOutput): Tensor {
+  const datatype = o.datatype ?? init.outputTypes[name];
+  if (!datatype) throw new Error(`output '${name}' has no datatype and none is configured`);
+  if (!Array.isArray(o.shape)) throw new Error(`output '${name}' must have a 'shape' array`);
+  let values = o.data as TensorValues;
+  if (datatype !== "BYTES" && Array.isArray(o.data)) {
+    const Ctor = TYPED[datatype]!;
+    values = new Ctor((datatype === "INT64" || datatype === "UINT64" ? (o.data as unknown[]).map((v) => BigInt(v as number)) : o.data) as never);
+  } else if (datatype !== "BYTES" && ArrayBuffer.isView(o.data) && TYPED[datatype] && !(o.data instanceof TYPED[datatype]!)) {
+    const Ctor = TYPED[datatype]!;
+    values = new Ctor(o.data as never);
+  }
+  return makeTensor(name, datatype, [...o.shape], values);
+}

@@ -1,0 +1,80 @@
+/**
+ * The interface a JavaScript/TypeScript model implements for Tritium's `js`
+ * backend: the life cycle of Triton's Python backend (`initialize`,
+ * `execute`, `finalize`), with tensors as typed arrays.
+ *
+ * A model is `<version>/model.js` (or the file `default_model_filename`
+ * names, e.g. `model.mjs`), an ES module whose default export is a class
+ * (constructed once per instance) or an object implementing
+ * {@link TritiumModel}. Each instance runs in a worker thread of its own.
+ *
+ * @example
+ * // 1/model.mjs — OUTPUT0 = INPUT0 + INPUT1
+ * export default class {
+ *   execute(requests) {
+ *     return requests.map((r) => {
+ *       const a = r.inputs.INPUT0.data, b = r.inputs.INPUT1.data;
+ *       return { outputs: { OUTPUT0: { shape: r.inputs.INPUT0.shape, data: a.map((v, i) => v + b[i]) } } };
+ *     });
+ *   }
+ * }
+ */
+import type { DataType } from "../../core/tensors/datatypes.js";
+import type { TensorValues } from "../../core/tensors/tensor-values.js";
+
+/** An input tensor as a model sees it. */
+export interface ModelTensor {
+  name: string;
+  datatype: DataType;
+  shape: number[];
+  /**
+   * The elements: the datatype's typed array (FP16/BF16 as raw Uint16 bits,
+   * BOOL as 0/1 bytes), or for BYTES each element decoded as UTF-8.
+   */
+  data: TensorValues | string[];
+  /** BYTES only: each element's raw bytes (exact, NUL bytes included). */
+  bytes?: Uint8Array[];
+}
+
+/** One request of the batch `execute` receives. */
+export interface ModelRequest {
+  /** The inputs, by name. */
+  inputs: Record<string, ModelTensor>;
+  /** The outputs to return, in the client's order (every configured output when it named none). */
+  requestedOutputs: string[];
+}
+
+/** An output a model returns. */
+export interface ModelOutput {
+  /** Defaults to the datatype the model configuration gives the output. */
+  datatype?: DataType;
+  shape: number[];
+  /** A typed array, or plain numbers / bigints, or for BYTES strings or Uint8Arrays. */
+  data: TensorValues | readonly number[] | readonly bigint[] | readonly string[];
+}
+
+/** The answer to one request: its outputs by name, or an error for this request only. */
+export type ModelResponse = { outputs: Record<string, ModelOutput>; error?: undefined } | { error: string; outputs?: undefined };
+
+/** What `initialize` receives: the keys of Triton's Python backend `args`. */
+export interface ModelInitializeArgs {
+  /** The complete model configuration as JSON text (Triton's JSON form). */
+  model_config: string;
+  model_name: string;
+  model_version: string;
+  model_instance_name: string;
+  model_instance_kind: string;
+  model_instance_device_id: string;
+  /** The model's directory in the repository (holds config.pbtxt and the version folders). */
+  model_repository: string;
+}
+
+/** A model for the `js` backend. */
+export interface TritiumModel {
+  /** Called once per instance, before any request; a throw fails the model's load. */
+  initialize?(args: ModelInitializeArgs): void | Promise<void>;
+  /** Answers a batch: one response per request, in order. A throw fails the whole batch. */
+  execute(requests: ModelRequest[]): ModelResponse[] | Promise<ModelResponse[]>;
+  /** Called once when the instance is unloaded. */
+  finalize?(): void | Promise<void>;
+}

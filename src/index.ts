@@ -39,7 +39,11 @@ export { MetricsFrontend, type MetricsFrontendOptions } from "./frontends/metric
 
 /** The backends a server gets unless told otherwise. */
 export function defaultBackends(): Backend[] {
-  return [new OnnxRuntimeBackend(), new JsBackend()];
+  return [
+    new OnnxRuntimeBackend(),
+    new JsBackend(),
+    new JsBackend({ name: "identity", builtin: new URL("./backends/js/builtin/identity-model.js", import.meta.url) }),
+  ];
 }
 
 export interface CreateServerOptions extends Partial<Omit<ServerOptions, "modelRepositories">> {

@@ -62,6 +62,45 @@ input [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]
 output [ { name: "REVERSED" data_type: TYPE_STRING dims: [ -1 ] }, { name: "RAW" data_type: TYPE_STRING dims: [ -1 ] } ]
 `;
 
+const BLS_MODEL = `
+export default class {
+  initialize(args, services) { this.services = services; }
+  async execute(requests) {
+    const out = [];
+    for (const r of requests) {
+      let x = new Int32Array([1, 2, 3, 4]);
+      for (let i = 0; i < r.inputs.N.data[0]; i++) {
+        const res = await this.services.infer({
+          model_name: "add_js",
+          inputs: [
+            { name: "INPUT0", datatype: "INT32", shape: [1, 4], data: x },
+            { name: "INPUT1", datatype: "INT32", shape: [1, 4], data: [10, 10, 10, 10] },
+          ],
+          outputs: ["SUM"],
+        });
+        x = res.SUM.data;
+      }
+      let error = "";
+      try {
+        await this.services.infer({ model_name: "no_such_model", inputs: [] });
+      } catch (e) {
+        error = e.message;
+      }
+      out.push({ outputs: { TOTAL: { shape: [1, 4], data: x }, ERROR: { shape: [1], data: [error] } } });
+    }
+    return out;
+  }
+}
+`;
+
+const BLS_CONFIG = `
+name: "bls_js"
+backend: "js"
+max_batch_size: 0
+input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "TOTAL" data_type: TYPE_INT32 dims: [ 1, 4 ] }, { name: "ERROR" data_type: TYPE_STRING dims: [ 1 ] } ]
+`;
+
 async function writeModel(repo: string, name: string, config: string, code: string): Promise<void> {
   await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
   await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
@@ -90,6 +129,14 @@ describe("js backend", () => {
       parameters { key: "marker" value: { string_value: "${marker}" } }`), ADD_MODEL);
     await writeModel(repo, "strings_js", STRINGS_CONFIG, STRINGS_MODEL);
     await writeModel(repo, "broken_js", addConfig("broken_js", ""), `export default { initialize() { throw new Error("no weights here"); }, execute() { return []; } };`);
+    await fs.mkdir(path.join(repo, "identity_pair", "1"), { recursive: true });
+    await fs.writeFile(path.join(repo, "identity_pair", "config.pbtxt"), `
+      name: "identity_pair"
+      backend: "identity"
+      max_batch_size: 4
+      input [ { name: "INPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "INPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]
+      output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]`);
+    await writeModel(repo, "bls_js", BLS_CONFIG, BLS_MODEL);
     s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
   after(async () => {
@@ -177,6 +224,33 @@ describe("js backend", () => {
     const broken = (index.json as { name: string; state: string; reason: string }[]).find((m) => m.name === "broken_js")!;
     assert.equal(broken.state, "UNAVAILABLE");
     assert.match(broken.reason, /model 'broken_js' instance 'broken_js_0_0': failed to load '.*model\.js': no weights here/);
+  });
+
+  it("serves Triton's identity backend: each input back as the output at its position, BYTES byte for byte", async () => {
+    const data = bytesElements(["a\u0000b", "", "✓"]);
+    const header = {
+      inputs: [
+        { name: "INPUT0", datatype: "BYTES", shape: [1, 3], parameters: { binary_data_size: data.byteLength } },
+        { name: "INPUT1", datatype: "FP32", shape: [1, 2], data: [1.5, -2] },
+      ],
+      outputs: [{ name: "OUTPUT1" }, { name: "OUTPUT0", parameters: { binary_data: true } }],
+    };
+    const res = await postBinary(`${s.url}/v2/models/identity_pair/infer`, header, [data]);
+    assert.equal(res.status, 200, res.body.toString());
+    const { header: h, binary } = splitBinaryResponse(res);
+    assert.deepEqual(h.outputs[0], { name: "OUTPUT1", datatype: "FP32", shape: [1, 2], data: [1.5, -2] });
+    assert.deepEqual(h.outputs[1].shape, [1, 3]);
+    assert.ok(binary.get("OUTPUT0")!.equals(data));
+  });
+
+  it("lets a model call other models (BLS) in a loop, with their errors surfaced", async () => {
+    const r = await postJson(`${s.url}/v2/models/bls_js/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [3] }] });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    // add_js applied 3 times: [1,2,3,4] + 3 × [10,10,10,10]
+    assert.deepEqual(r.json.outputs.find((o: { name: string }) => o.name === "TOTAL").data, [31, 32, 33, 34]);
+    assert.equal(r.json.outputs.find((o: { name: string }) => o.name === "ERROR").data[0], "Request for unknown model: 'no_such_model' is not found");
+    const stats = await (await fetch(`${s.url}/v2/models/add_js/stats`)).json() as { model_stats: { inference_count: number }[] };
+    assert.ok(stats.model_stats[0]!.inference_count >= 3, "the calls count as add_js's own inferences");
   });
 
   it("runs finalize when the model is unloaded", async () => {

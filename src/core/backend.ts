@@ -1,5 +1,5 @@
 import type { ModelConfig } from "../gen/inference/model_config_pb.js";
-import type { BatchRequest, BatchResult } from "./requests/inference.js";
+import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } from "./requests/inference.js";
 import type { Logger } from "./observability/logger.js";
 
 /**
@@ -33,6 +33,11 @@ export interface BackendModelContext {
   /** `--backend-config=<this backend>,key=value` settings. */
   backendConfig: Readonly<Record<string, string>>;
   logger: Logger;
+  /**
+   * Runs an inference request on this server, as a client's would be
+   * (Triton's BLS): for models that call other models.
+   */
+  infer?: (request: InferenceRequest) => Promise<InferenceResponse>;
 }
 
 /** A loaded model version, before and after its instances exist. */

@@ -125,6 +125,7 @@ export class InferenceServer {
       defaultMaxBatchSize: Number(backendConfig["*"]?.["default-max-batch-size"] ?? 4),
       backendConfig,
       logger: this.logger,
+      infer: (request) => this.infer(request),
     };
     this.rateLimited = loader.rateLimiter !== undefined;
     this.cacheEnabled = loader.responseCache !== undefined;

@@ -10,33 +10,48 @@
  * fails its requests and the instance's thread is replaced, as is a thread
  * that dies.
  */
+import { fileURLToPath } from "node:url";
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
-import { TritonError, internal, invalidArg } from "../../core/errors.js";
-import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
+import { TritonError, asTritonError, internal, invalidArg } from "../../core/errors.js";
+import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
 import { modelConfigToJson } from "../../core/repository/model-config.js";
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import type { FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
 const WORKER_URL = new URL("./js-worker.js", import.meta.url);
 const DEFAULT_TIMEOUT_MS = 60_000;
 
+/**
+ * The `js` backend, or, given `builtin`, a backend whose every model runs
+ * the same JavaScript model shipped with Tritium (Triton's utility backends:
+ * `identity`, ...), which needs no file in the version folder.
+ */
 export class JsBackend implements Backend {
-  readonly name = "js";
+  readonly name: string;
   readonly platforms: readonly string[] = [];
-  readonly defaultModelFilename = "model.js";
+  readonly defaultModelFilename: string;
+  private readonly builtin: string | undefined;
+
+  constructor(options: { name?: string; builtin?: URL } = {}) {
+    this.name = options.name ?? "js";
+    this.builtin = options.builtin && fileURLToPath(options.builtin);
+    this.defaultModelFilename = this.builtin ? "" : "model.js";
+  }
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {
+    const modelFile = this.builtin ?? ctx.modelPath;
     return {
-      createInstance: (config, spec) => createInstance(ctx, config, spec),
+      createInstance: (config, spec) => createInstance(ctx, modelFile, config, spec),
       release: async () => undefined,
     };
   }
 }
 
-async function createInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
+async function createInstance(ctx: BackendModelContext, modelFile: string, config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
   if (spec.kind === "KIND_GPU") throw invalidArg(`model '${ctx.name}': instance '${spec.name}' has kind KIND_GPU, which the js backend does not support`);
   const timeoutMs = executeTimeout(config, ctx.name);
   const outputTypes: Record<string, DataType> = {};
@@ -45,7 +60,7 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
     if (dt) outputTypes[o.name] = dt;
   }
   const init: JsWorkerInit = {
-    path: ctx.modelPath,
+    path: modelFile,
     outputTypes,
     args: {
       model_config: JSON.stringify(modelConfigToJson(config)),
@@ -59,7 +74,14 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
   };
   const label = `model '${ctx.name}' instance '${spec.name}'`;
   const start = async () => {
-    const thread = new InstanceThread<ToJsWorker, FromJsWorker>({ url: WORKER_URL, init, label, kind: "js model worker" });
+    const bls = ctx.infer ? blsPort(ctx.infer) : undefined;
+    const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
+      url: WORKER_URL,
+      init: { ...init, bls },
+      transferList: bls ? [bls] : [],
+      label,
+      kind: "js model worker",
+    });
     try {
       await thread.started;
     } catch (e) {
@@ -69,6 +91,23 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
     return thread;
   };
   return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg));
+}
+
+/**
+ * The worker's end of a port on which its model's BLS requests arrive; each
+ * runs as a client's request would (validation, scheduling, statistics).
+ * The main thread's end never keeps the process alive, and closes with the worker.
+ */
+function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>): MessagePort {
+  const { port1, port2 } = new MessageChannel();
+  port1.on("message", (call: BlsCall) => {
+    infer(call.request).then(
+      (response) => port1.postMessage({ id: call.id, outputs: response.outputs } satisfies BlsAnswer),
+      (e: unknown) => port1.postMessage({ id: call.id, error: asTritonError(e).toJSON() } satisfies BlsAnswer),
+    );
+  });
+  port1.unref();
+  return port2;
 }
 
 /** `execute_timeout_ms`: how long one batch may run before its requests fail and the thread is replaced. */

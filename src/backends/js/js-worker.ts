@@ -5,15 +5,15 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
-import type { SerializedError } from "../../core/errors.js";
+import { TritonError, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import { decodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
 import { makeTensor, tensorValues, type TensorValues } from "../../core/tensors/tensor-values.js";
 import { WorkerEnd, type ExecuteMessage } from "../worker-channel/channel.js";
 import { READY_ID } from "../worker-channel/replies.js";
-import type { ModelOutput, ModelRequest, ModelTensor, TritiumModel } from "./model-api.js";
-import type { FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+import type { BlsRequest, ModelOutput, ModelRequest, ModelServices, ModelTensor, TritiumModel } from "./model-api.js";
+import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
 
 if (!parentPort) throw new Error("js-worker.js must run in a worker thread");
 const port = parentPort;
@@ -30,9 +30,43 @@ async function load(): Promise<TritiumModel> {
   if (!m || typeof m.execute !== "function") {
     throw new Error(`'${init.path}' must export by default a class or an object with an execute(requests) method`);
   }
-  await m.initialize?.(init.args);
+  await m.initialize?.(init.args, services);
   return m;
 }
+
+/** BLS: requests to other models go to the main thread on their own port, answered by id. */
+const blsWaiting = new Map<number, { resolve: (t: Tensor[]) => void; reject: (e: Error) => void }>();
+let blsNextId = 0;
+init.bls?.on("message", (answer: BlsAnswer) => {
+  const w = blsWaiting.get(answer.id);
+  blsWaiting.delete(answer.id);
+  if (!w) return;
+  if ("error" in answer) w.reject(new TritonError(answer.error.code, answer.error.message));
+  else w.resolve(answer.outputs);
+});
+
+const services: ModelServices = {
+  async infer(request: BlsRequest): Promise<Record<string, ModelTensor>> {
+    if (!init.bls) throw new Error("this model cannot call other models");
+    const inputs = request.inputs.map((i) => toTensor(i.name, { datatype: i.datatype, shape: i.shape, data: i.data }));
+    const call: BlsCall = {
+      id: blsNextId++,
+      request: {
+        model_name: request.model_name,
+        model_version: request.model_version,
+        inputs,
+        outputs: request.outputs?.map((name) => ({ name })),
+      },
+    };
+    const outputs = await new Promise<Tensor[]>((resolve, reject) => {
+      blsWaiting.set(call.id, { resolve, reject });
+      init.bls!.postMessage(call);
+    });
+    const byName: Record<string, ModelTensor> = {};
+    for (const t of outputs) byName[t.name] = toModelTensor(t);
+    return byName;
+  },
+};
 
 const started = load().then(
   (m) => {
@@ -57,6 +91,8 @@ const channel: WorkerEnd<ToJsWorker, FromJsWorker> = new WorkerEnd(port, init.ch
       // Closing anyway.
     }
     channel.send({ type: "closed", id: msg.id });
+    // Nothing may keep the thread alive once it has answered.
+    init.bls?.close();
     port.close();
     return;
   }
@@ -92,13 +128,15 @@ async function execute(msg: ExecuteMessage): Promise<void> {
   });
 }
 
+function toModelTensor(t: Tensor): ModelTensor {
+  const mt: ModelTensor = { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorValues(t) };
+  if (t.datatype === "BYTES") mt.bytes = decodeBytesElements(t.data);
+  return mt;
+}
+
 function toModelRequest(r: BatchRequest): ModelRequest {
   const inputs: Record<string, ModelTensor> = {};
-  for (const t of r.inputs) {
-    const mt: ModelTensor = { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorValues(t) };
-    if (t.datatype === "BYTES") mt.bytes = decodeBytesElements(t.data);
-    inputs[t.name] = mt;
-  }
+  for (const t of r.inputs) inputs[t.name] = toModelTensor(t);
   return { inputs, requestedOutputs: r.outputNames };
 }
 

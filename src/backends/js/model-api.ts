@@ -69,10 +69,38 @@ export interface ModelInitializeArgs {
   model_repository: string;
 }
 
+/** An input of a request a model sends to another model (BLS). */
+export interface BlsInput {
+  name: string;
+  datatype: DataType;
+  shape: number[];
+  data: TensorValues | readonly number[] | readonly bigint[] | readonly string[];
+}
+
+/** A request a model sends to another model of the server (Triton's BLS). */
+export interface BlsRequest {
+  model_name: string;
+  /** Absent: the latest ready version. */
+  model_version?: string;
+  inputs: BlsInput[];
+  /** The outputs wanted; absent: all of them. */
+  outputs?: string[];
+}
+
+/** What the server gives a model besides its requests. */
+export interface ModelServices {
+  /**
+   * Runs a request on another model of this server, through that model's own
+   * scheduler (so it batches with other traffic), and resolves with its outputs
+   * by name; rejects with the server's error (`message` as a client would see it).
+   */
+  infer(request: BlsRequest): Promise<Record<string, ModelTensor>>;
+}
+
 /** A model for the `js` backend. */
 export interface TritiumModel {
   /** Called once per instance, before any request; a throw fails the model's load. */
-  initialize?(args: ModelInitializeArgs): void | Promise<void>;
+  initialize?(args: ModelInitializeArgs, services: ModelServices): void | Promise<void>;
   /** Answers a batch: one response per request, in order. A throw fails the whole batch. */
   execute(requests: ModelRequest[]): ModelResponse[] | Promise<ModelResponse[]>;
   /** Called once when the instance is unloaded. */

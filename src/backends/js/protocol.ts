@@ -5,7 +5,11 @@
  */
 import type { ExecuteMessage, ResultMessage, ChannelMemory } from "../worker-channel/channel.js";
 import type { ErrorReply, READY_ID } from "../worker-channel/replies.js";
+import type { MessagePort } from "node:worker_threads";
+import type { SerializedError } from "../../core/errors.js";
+import type { InferenceRequest } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
+import type { Tensor } from "../../core/tensors/tensor.js";
 import type { ModelInitializeArgs } from "./model-api.js";
 
 /** What a worker is started with (`workerData`). */
@@ -15,8 +19,14 @@ export interface JsWorkerInit {
   args: ModelInitializeArgs;
   /** Each configured output's datatype, for outputs that do not say theirs. */
   outputTypes: Record<string, DataType>;
+  /** Where BLS requests go; the main thread answers on it (see {@link BlsCall}). */
+  bls?: MessagePort;
   channel?: ChannelMemory;
 }
+
+/** A BLS request from a model, and the main thread's answer to it, on the `bls` port. */
+export type BlsCall = { id: number; request: InferenceRequest };
+export type BlsAnswer = { id: number; outputs: Tensor[] } | { id: number; error: SerializedError };
 
 export type ToJsWorker = ExecuteMessage | { type: "close"; id: number };
 

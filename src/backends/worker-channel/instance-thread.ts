@@ -3,7 +3,7 @@
  * whose instances run in worker threads (ONNX Runtime, JavaScript models):
  * the thread, its {@link MainEnd}, and the calls waiting for replies.
  */
-import { Worker } from "node:worker_threads";
+import { Worker, type MessagePort } from "node:worker_threads";
 import { type TritonError, internal } from "../../core/errors.js";
 import { MainEnd, type ChannelMemory } from "./channel.js";
 import { Replies, type ErrorReply, type Message } from "./replies.js";
@@ -23,6 +23,8 @@ export interface InstanceThreadOptions<Init> {
   label: string;
   /** What the worker is, in error messages ("onnxruntime worker"). */
   kind: string;
+  /** Ports in `init` that move to the worker. */
+  transferList?: MessagePort[];
 }
 
 /**
@@ -51,7 +53,7 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
     this.channel = new MainEnd<ToW, FromW>((msg) => {
       if (this.replies.answer(msg as FromW)) this.unrefWhenIdle();
     });
-    this.worker = startWorker(options.url, { ...options.init, channel: this.channel.memory satisfies ChannelMemory });
+    this.worker = startWorker(options.url, { ...options.init, channel: this.channel.memory satisfies ChannelMemory }, options.transferList ?? []);
     this.channel.connect(this.worker);
     this.started = this.replies.ready;
     this.worker.on("error", (e) => this.fail(internal(`${this.label}: ${this.kind} failed: ${e.message}`)));
@@ -142,12 +144,12 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
  */
 let workerExecArgv: string[] | undefined;
 
-function startWorker(url: URL, workerData: object): Worker {
+function startWorker(url: URL, workerData: object, transferList: MessagePort[]): Worker {
   // `--input-type` (from `node --input-type=module -e ...`) would apply to the worker's file.
   let execArgv = workerExecArgv ?? process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a));
   for (;;) {
     try {
-      const worker = new Worker(url, { workerData, execArgv });
+      const worker = new Worker(url, { workerData, execArgv, transferList });
       workerExecArgv = execArgv;
       return worker;
     } catch (e) {

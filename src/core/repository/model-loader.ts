@@ -1,3 +1,4 @@
+import type { InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -37,6 +38,8 @@ export interface LoaderOptions {
   rateLimiter?: RateLimiter;
   /** Set with `--cache-config local,size=<bytes>`. */
   responseCache?: ResponseCache;
+  /** The server's own inference, for models that call other models (BLS). */
+  infer?: (request: InferenceRequest) => Promise<InferenceResponse>;
 }
 
 /** A backend may state how many CPU instances a model gets by default. */
@@ -88,6 +91,8 @@ export async function resolveBackend(config: ModelConfig, dir: string, versions:
   for (const v of [...versions].reverse()) {
     for (const b of backends) {
       const file = config.defaultModelFilename || b.defaultModelFilename;
+      // A backend that needs no model file (identity) is only ever chosen by name.
+      if (!file) continue;
       if (await exists(path.join(dir, String(v), file))) {
         config.backend = b.name;
         if (b.platforms[0]) config.platform = b.platforms[0];
@@ -124,6 +129,7 @@ export async function loadModelVersion(
     config,
     backendConfig: options.backendConfig[backend.name] ?? {},
     logger: options.logger,
+    infer: options.infer,
   });
   const instances: BackendInstance[] = [];
   try {

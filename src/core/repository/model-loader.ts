@@ -1,3 +1,4 @@
+import { EnsembleScheduler, planEnsemble } from "../scheduling/ensemble-scheduler.js";
 import type { InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -73,6 +74,10 @@ export async function readModelConfig(dir: string, name: string, autoComplete: b
  */
 export async function resolveBackend(config: ModelConfig, dir: string, versions: readonly number[], backends: readonly Backend[]): Promise<Backend> {
   const name = config.name;
+  if (config.platform === "ensemble" || (!config.platform && !config.backend && config.schedulingChoice.case === "ensembleScheduling")) {
+    config.platform = "ensemble";
+    return ENSEMBLE;
+  }
   if (config.backend) {
     const b = backends.find((x) => x.name === config.backend);
     if (!b) throw invalidArg(`unable to find backend '${config.backend}' for model '${name}'`);
@@ -104,6 +109,28 @@ export async function resolveBackend(config: ModelConfig, dir: string, versions:
 }
 
 /**
+ * Stands for core's ensemble scheduler where a backend is expected: an
+ * ensemble has no backend, no model file and no instances.
+ */
+const ENSEMBLE: Backend = {
+  name: "",
+  platforms: ["ensemble"],
+  defaultModelFilename: "",
+  createModel: () => Promise.reject(new Error("an ensemble has no backend model")),
+};
+
+/** An ensemble version: its plan checked, its steps run by the ensemble scheduler. */
+async function loadEnsemble(dir: string, config: ModelConfig, version: number, options: LoaderOptions): Promise<ModelVersion> {
+  if (!options.infer) throw invalidArg(`ensemble '${config.name}' cannot run: this server gives models no way to call other models`);
+  validateModelConfig(config, config.name);
+  const plan = planEnsemble(config);
+  const spec = await buildModelSpec(config, dir);
+  const scheduler = new EnsembleScheduler(config.name, plan, options.infer);
+  const none: BackendModel = { createInstance: () => Promise.reject(new Error("an ensemble has no instances")), release: async () => undefined };
+  return new ModelVersion(config.name, version, config, spec, "", none, [], scheduler);
+}
+
+/**
  * Loads one version: backend model, auto-complete, validation, instances and
  * scheduler. On failure every instance already started is released.
  */
@@ -116,6 +143,7 @@ export async function loadModelVersion(
 ): Promise<ModelVersion> {
   const name = baseConfig.name;
   let config: ModelConfig = structuredClone(baseConfig);
+  if (backend === ENSEMBLE) return loadEnsemble(dir, config, version, options);
   const modelFile = config.defaultModelFilename || backend.defaultModelFilename;
   const modelPath = path.join(dir, String(version), modelFile);
   if (!(await exists(modelPath))) {
@@ -245,7 +273,6 @@ function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
 /** Config fields Tritium accepts but does not act on yet: said once, at load. */
 function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
   const ignored: string[] = [];
-  if (config.schedulingChoice.case === "ensembleScheduling") ignored.push("ensemble_scheduling");
   if (config.schedulingChoice.case === "sequenceBatching") {
     const sb = config.schedulingChoice.value;
     if (sb.iterativeSequence) ignored.push("sequence_batching.iterative_sequence");

@@ -99,14 +99,15 @@ describe("dynamic batcher", () => {
 
   it("moves a timed-out request behind the others with timeout_action DELAY", async () => {
     const { core, gate } = await gateServer(
-      "instance_group [ { count: 1 } ]\ndynamic_batching { default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 30000 } }",
+      // 300 ms: a busy machine must not let the fresh request expire too before the gate opens.
+      "instance_group [ { count: 1 } ]\ndynamic_batching { default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 300000 } }",
     );
     try {
       gate.hold();
       const a = core.infer(x(0));
       await tick();
       const late = core.infer(x(1));
-      await tick(80);
+      await tick(400);
       const fresh = core.infer(x(2));
       await tick();
       gate.release();

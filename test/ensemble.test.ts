@@ -155,3 +155,39 @@ describe("ensembles", () => {
     assert.deepEqual(md.inputs.map((t: { name: string }) => t.name), ["A", "B"]);
   });
 });
+
+describe("the example image pipeline (JavaScript pre-processing → ONNX classifier → JavaScript top-3)", () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer({ modelRepository: EXAMPLES, modelControlMode: "explicit", startupModels: ["image_pipeline", "image_preprocess", "image_classifier", "image_top3"] });
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it("answers as the classifier's own classification extension does for the same image", async () => {
+    let seed = 7;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % 256);
+    const images = [0, 1].map(() => Array.from({ length: 32 * 32 * 3 }, next));
+    const r = await postJson(`${s.url}/v2/models/image_pipeline/infer`, { inputs: [{ name: "IMAGE", datatype: "UINT8", shape: [2, 32, 32, 3], data: images.flat() }] });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.outputs[0].shape, [2, 3]);
+    // By hand: HWC bytes → CHW floats in [0, 1], then the classification extension's top 3.
+    const chw = images.flatMap((img) => {
+      const out = new Array<number>(img.length);
+      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let k = 0; k < 3; k++) out[k * 1024 + y * 32 + x] = img[(y * 32 + x) * 3 + k]! / 255;
+      return out;
+    });
+    const direct = await postJson(`${s.url}/v2/models/image_classifier/infer`, {
+      inputs: [{ name: "INPUT", datatype: "FP32", shape: [2, 3, 32, 32], data: chw }],
+      outputs: [{ name: "OUTPUT", parameters: { classification: 3 } }],
+    });
+    assert.equal(direct.status, 200, JSON.stringify(direct.json));
+    const parse = (v: string) => { const [score, index, label] = v.split(":"); return { score: Number(score), index, label }; };
+    const got = (r.json.outputs[0].data as string[]).map(parse);
+    const want = (direct.json.outputs[0].data as string[]).map(parse);
+    assert.deepEqual(got.map((g) => [g.index, g.label]), want.map((w) => [w.index, w.label]));
+    for (const [i, g] of got.entries()) assert.ok(Math.abs(g.score - want[i]!.score) < 1e-5, `score ${i}`);
+  });
+});
+

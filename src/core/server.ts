@@ -394,7 +394,8 @@ export class InferenceServer {
 
   private logTables(): void {
     const rows = this.repository.tableRows();
-    const backends = [...new Set(this.repository.modelVersions().map((m) => m.backendName))];
+    // Ensembles have no backend (Triton lists none for them either).
+    const backends = [...new Set(this.repository.modelVersions().map((m) => m.backendName))].filter((b) => b !== "");
     this.logger.table("server.ts", renderTable(["Backend", "Path", "Config"], backends.map((b) => [b, `tritium:${b}`, JSON.stringify(this.options.backendConfig?.[b] ?? {})])));
     this.logger.table("server.ts", renderTable(["Model", "Version", "Status"], rows));
     const opts: string[][] = [

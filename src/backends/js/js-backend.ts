@@ -19,6 +19,7 @@ import { modelConfigToJson } from "../../core/repository/model-config.js";
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
+import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
 import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
@@ -123,30 +124,29 @@ type Thread = InstanceThread<ToJsWorker, FromJsWorker>;
 
 /** One instance of a `js` model: one worker thread, replaced when it dies or hangs. */
 class JsInstance implements BackendInstance {
-  private inFlight = 0;
-  private idle: (() => void) | undefined;
-  private released: Promise<void> | undefined;
-  private restarting: Promise<Thread> | undefined;
+  private readonly thread: Replaceable<Thread>;
+  private readonly batches = new AcceptedBatches();
 
   constructor(
     readonly name: string,
     private readonly label: string,
-    private thread: Thread,
-    private readonly start: () => Promise<Thread>,
+    thread: Thread,
+    start: () => Promise<Thread>,
     private readonly timeoutMs: number,
     private readonly warn: (msg: string) => void,
-  ) {}
-
-  execute(requests: BatchRequest[]): Promise<BatchResult> {
-    if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
-    this.inFlight++;
-    return this.run(requests).finally(() => {
-      if (--this.inFlight === 0) this.idle?.();
+  ) {
+    this.thread = new Replaceable(thread, () => {
+      this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
+      return start();
     });
   }
 
+  execute(requests: BatchRequest[]): Promise<BatchResult> {
+    return this.batches.run(this.name, () => this.run(requests));
+  }
+
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
-    const thread = await this.live();
+    const thread = await this.thread.live();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -165,30 +165,8 @@ class JsInstance implements BackendInstance {
     }
   }
 
-  /** The live thread, started afresh when the last one died or was abandoned. */
-  private async live(): Promise<Thread> {
-    if (this.thread.alive) return this.thread;
-    this.restarting ??= (async () => {
-      this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
-      try {
-        const fresh = await this.start();
-        const dead = this.thread;
-        this.thread = fresh;
-        void dead.terminate();
-        return fresh;
-      } finally {
-        this.restarting = undefined;
-      }
-    })();
-    return this.restarting;
-  }
-
   /** Waits for the batches in progress, then runs the model's finalize and ends the thread. */
   release(): Promise<void> {
-    this.released ??= (async () => {
-      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
-      await this.thread.close();
-    })();
-    return this.released;
+    return this.batches.release(() => this.thread.get().close());
   }
 }

@@ -7,6 +7,7 @@ import { internal } from "../../core/errors.js";
 import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
 import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
 import { InstanceThread, type DistributiveOmit } from "../worker-channel/instance-thread.js";
+import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
 
 /** The compiled worker, next to this file in dist/. */
 const WORKER_URL = new URL("./instance-worker.js", import.meta.url);
@@ -49,64 +50,44 @@ export function sameOptions(a: OrtSessionOptions, b: OrtSessionOptions): boolean
 /** One instance of an ONNX Runtime model: one worker, one session, one batch at a time. */
 export class OnnxRuntimeInstance implements BackendInstance {
   readonly name: string;
-  private worker: OrtSession;
-  /** A fresh worker being started after the last one died. */
-  private restarting: Promise<void> | undefined;
-  /** Executions accepted and not yet finished; release waits for them. */
-  private inFlight = 0;
-  private idle: (() => void) | undefined;
-  private released: Promise<void> | undefined;
+  private readonly session: Replaceable<OrtSession>;
+  private readonly batches = new AcceptedBatches();
   private readonly onRelease: () => void;
-
   private readonly scalarOutputs: ReadonlySet<string>;
 
   /**
    * `scalarOutputs`: outputs the model gives as scalars and the config as dims [1].
    * `restart`: a fresh session for when this one's thread has died; without it a dead session stays dead.
    */
-  constructor(name: string, worker: OrtSession, onRelease: () => void, scalarOutputs: readonly string[] = [], private readonly restart?: () => OrtSession) {
+  constructor(name: string, worker: OrtSession, onRelease: () => void, scalarOutputs: readonly string[] = [], restart?: () => OrtSession) {
     this.name = name;
-    this.worker = worker;
     this.onRelease = onRelease;
     this.scalarOutputs = new Set(scalarOutputs);
-  }
-
-  /** The live session, started afresh when the last one died. */
-  private async session(): Promise<OrtSession> {
-    if (this.worker.alive || !this.restart) return this.worker;
-    this.restarting ??= (async () => {
-      const fresh = this.restart!();
+    this.session = new Replaceable(worker, restart && (async () => {
+      const fresh = restart();
       try {
         await fresh.ready;
       } catch (e) {
-        this.restarting = undefined;
         await fresh.terminate();
         throw e;
       }
-      const dead = this.worker;
-      this.worker = fresh;
-      this.restarting = undefined;
-      await dead.terminate();
-    })();
-    await this.restarting;
-    return this.worker;
+      return fresh;
+    }));
+  }
+
+  /** The current session (tests reach its thread). */
+  get worker(): OrtSession {
+    return this.session.get();
   }
 
   execute(requests: BatchRequest[]): Promise<BatchResult> {
-    // Batches accepted before release() still run; later ones are refused.
-    if (this.released) return Promise.reject(internal(`model instance '${this.name}' has been released`));
-    // Posted at once: the worker runs its messages one at a time, in order, so a
-    // second batch waits in the worker's queue, not behind a main-thread round trip.
-    // A counter, not a promise chain: a chain's value would keep every finished
-    // batch's results reachable for as long as the instance lives.
-    this.inFlight++;
-    return this.run(requests).finally(() => {
-      if (--this.inFlight === 0) this.idle?.();
-    });
+    // Sent at once: the worker runs its batches one at a time, in order, so a
+    // second batch waits in the worker's ring, not behind a main-thread round trip.
+    return this.batches.run(this.name, () => this.run(requests));
   }
 
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
-    const reply = await (await this.session()).call({ type: "execute", requests });
+    const reply = await (await this.session.live()).call({ type: "execute", requests });
     if (reply.type !== "result") throw internal(`instance '${this.name}': unexpected reply '${reply.type}' from the onnxruntime worker`);
     if (this.scalarOutputs.size) {
       for (const r of reply.results) for (const t of r.outputs ?? []) if (t.shape.length === 0 && this.scalarOutputs.has(t.name)) t.shape = [1];
@@ -114,13 +95,11 @@ export class OnnxRuntimeInstance implements BackendInstance {
     return { results: reply.results, timings: reply.timings };
   }
 
-  /** Waits for the batch in progress, then ends the worker. */
+  /** Waits for the batches in progress, then ends the worker. */
   release(): Promise<void> {
-    this.released ??= (async () => {
-      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
-      await this.worker.close();
+    return this.batches.release(async () => {
+      await this.session.get().close();
       this.onRelease();
-    })();
-    return this.released;
+    });
   }
 }

@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Backend } from "./backend.js";
 import { parseVersionString } from "./repository/version-string.js";
-import { invalidArg, unavailable } from "./errors.js";
+import { type TritonError, invalidArg, unavailable } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./requests/inference.js";
 import { Logger, renderTable } from "./observability/logger.js";
 import { applyLogSettings, logSettingsOf, type LogSettings, type LogSettingsUpdate } from "./settings/log-settings.js";
@@ -214,6 +214,27 @@ export class InferenceServer {
   /** The completed config as Triton's JSON. */
   modelConfigJson(name: string, version?: string): JsonObject {
     return modelConfigToJson(this.modelConfig(name, version));
+  }
+
+  /**
+   * Runs one request on a decoupled model (`model_transaction_policy {
+   * decoupled: true }`): `onResponse` gets each response as the model sends
+   * it (an error for one that failed), the last with `final` (and no response
+   * when the model ended without one). For any other model: its one response,
+   * final. Resolves after the final one; rejects when the request fails as a
+   * whole. Shared-memory outputs are not supported here.
+   */
+  async stream(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
+    if (this.stopping) throw unavailable("Server is shutting down; no new inference requests are accepted");
+    this.inflight++;
+    try {
+      if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);
+      const mv = this.repository.getModel(req.model_name, req.model_version);
+      this.repository.touch(req.model_name);
+      await mv.stream(req, onResponse);
+    } finally {
+      this.inflight--;
+    }
   }
 
   /** Runs one inference request. Errors are TritonErrors with Triton's codes and messages. */

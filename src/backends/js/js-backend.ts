@@ -20,7 +20,7 @@ import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
 import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
-import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
 const WORKER_URL = new URL("./js-worker.js", import.meta.url);
@@ -60,8 +60,10 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     const dt = fromConfigType(PbDataType[o.dataType] ?? "");
     if (dt) outputTypes[o.name] = dt;
   }
+  const decoupled = config.modelTransactionPolicy?.decoupled ?? false;
   const init: JsWorkerInit = {
     path: modelFile,
+    decoupled,
     outputTypes,
     args: {
       model_config: JSON.stringify(modelConfigToJson(config)),
@@ -74,6 +76,13 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     },
   };
   const label = `model '${ctx.name}' instance '${spec.name}'`;
+  /** A decoupled model's batches in flight, by call id: where their responses go. */
+  const streaming = new Map<number, BatchRequest[]>();
+  const onOther = (msg: { type: string }) => {
+    if (msg.type !== "partial") return;
+    const p = msg as PartialMessage;
+    streaming.get(p.call)?.[p.index]?.respond?.(p.result, p.final);
+  };
   const start = async () => {
     const bls = ctx.infer ? blsPort(ctx.infer) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
@@ -82,6 +91,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
       transferList: bls ? [bls] : [],
       label,
       kind: "js model worker",
+      onOther,
     });
     try {
       await thread.started;
@@ -91,7 +101,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     }
     return thread;
   };
-  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg));
+  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg), decoupled ? streaming : undefined);
 }
 
 /**
@@ -134,6 +144,8 @@ class JsInstance implements BackendInstance {
     start: () => Promise<Thread>,
     private readonly timeoutMs: number,
     private readonly warn: (msg: string) => void,
+    /** Decoupled models: the batches whose responses are still coming, by call id. */
+    private readonly streaming?: Map<number, BatchRequest[]>,
   ) {
     this.thread = new Replaceable(thread, () => {
       this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
@@ -156,12 +168,17 @@ class JsInstance implements BackendInstance {
         reject(e);
       }, this.timeoutMs);
     });
+    const call = thread.send({ type: "execute", requests });
+    this.streaming?.set(call.id, requests);
     try {
-      const reply = await Promise.race([thread.call({ type: "execute", requests }), timedOut]);
+      const reply = await Promise.race([call.reply, timedOut]);
+      // A decoupled batch is done once its responses have all been delivered.
+      if (reply.type === "done") return { results: requests.map(() => ({ outputs: [] })), timings: reply.timings };
       if (reply.type !== "result") throw internal(`${this.label}: unexpected reply '${reply.type}' from the js model worker`);
       return { results: reply.results, timings: reply.timings };
     } finally {
       clearTimeout(timer);
+      this.streaming?.delete(call.id);
     }
   }
 

@@ -96,8 +96,50 @@ const channel: WorkerEnd<ToJsWorker, FromJsWorker> = new WorkerEnd(port, init.ch
     port.close();
     return;
   }
-  await execute(msg as ExecuteMessage);
+  if (init.decoupled) await executeDecoupled(msg as ExecuteMessage);
+  else await execute(msg as ExecuteMessage);
 });
+
+/**
+ * A decoupled model's batch: each request gets a sender; the batch is done
+ * once every request has sent its final flag (or execute threw: the requests
+ * still open then get the error, final).
+ */
+async function executeDecoupled(msg: ExecuteMessage): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  let open = msg.requests.length;
+  let allFinal: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (allFinal = resolve));
+  const closed = msg.requests.map(() => false);
+  const partial = (index: number, result: ExecutionResult | undefined, final: boolean) => {
+    channel.send({ type: "partial", id: -1, call: msg.id, index, result, final } as never);
+    if (final) {
+      closed[index] = true;
+      if (--open === 0) allFinal();
+    }
+  };
+  const requests = msg.requests.map((r, k): ModelRequest => ({
+    ...toModelRequest(r),
+    sender: {
+      send(response, options) {
+        if (closed[k]) throw new Error(`request ${k} has already sent its final response`);
+        partial(k, response === undefined ? undefined : toResult(response, r), options?.final === true);
+      },
+    },
+  }));
+  if (open === 0) allFinal();
+  const t1 = process.hrtime.bigint();
+  try {
+    if (!model) throw new Error("the model is not loaded");
+    await model.execute(requests);
+    await finished;
+  } catch (e) {
+    const error: SerializedError = { code: "INTERNAL", message: `${where}: execute failed: ${messageOf(e)}` };
+    for (const [k, c] of closed.entries()) if (!c) partial(k, { error }, true);
+  }
+  const t2 = process.hrtime.bigint();
+  channel.send({ type: "done", id: msg.id, timings: { computeInputNs: Number(t1 - t0), computeInferNs: Number(t2 - t1), computeOutputNs: 0 } });
+}
 
 async function execute(msg: ExecuteMessage): Promise<void> {
   const t0 = process.hrtime.bigint();
@@ -140,6 +182,7 @@ function toModelRequest(r: BatchRequest): ModelRequest {
   return { inputs, requestedOutputs: r.outputNames };
 }
 
+/** A model's response as core carries it; only the outputs the request asked for (a decoupled response may carry fewer). */
 function toResult(response: unknown, request: BatchRequest): ExecutionResult {
   if (!response || typeof response !== "object") {
     return { error: { code: "INTERNAL", message: `${where}: a response must be an object with 'outputs' or 'error'` } };
@@ -150,7 +193,10 @@ function toResult(response: unknown, request: BatchRequest): ExecutionResult {
   try {
     for (const name of request.outputNames) {
       const o = r.outputs?.[name];
-      if (!o) throw new Error(`the response has no output '${name}'`);
+      if (!o) {
+        if (init.decoupled) continue;
+        throw new Error(`the response has no output '${name}'`);
+      }
       outputs.push(toTensor(name, o));
     }
   } catch (e) {

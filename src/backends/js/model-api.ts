@@ -42,6 +42,19 @@ export interface ModelRequest {
   inputs: Record<string, ModelTensor>;
   /** The outputs to return, in the client's order (every configured output when it named none). */
   requestedOutputs: string[];
+  /**
+   * Decoupled models only (`model_transaction_policy { decoupled: true }`):
+   * sends this request's responses, zero or more, the last with `final`.
+   * `execute` then returns nothing; the batch ends when every request has
+   * sent its final flag (or `execute` throws).
+   */
+  sender?: ResponseSender;
+}
+
+/** Sends a decoupled model's responses to one request. */
+export interface ResponseSender {
+  /** A response (or none, to only end the request with `{ final: true }`). */
+  send(response?: ModelResponse, options?: { final?: boolean }): void;
 }
 
 /** An output a model returns. */
@@ -101,8 +114,8 @@ export interface ModelServices {
 export interface TritiumModel {
   /** Called once per instance, before any request; a throw fails the model's load. */
   initialize?(args: ModelInitializeArgs, services: ModelServices): void | Promise<void>;
-  /** Answers a batch: one response per request, in order. A throw fails the whole batch. */
-  execute(requests: ModelRequest[]): ModelResponse[] | Promise<ModelResponse[]>;
+  /** Answers a batch: one response per request, in order (decoupled: through each request's sender). A throw fails the whole batch. */
+  execute(requests: ModelRequest[]): ModelResponse[] | void | Promise<ModelResponse[] | void>;
   /** Called once when the instance is unloaded. */
   finalize?(): void | Promise<void>;
 }

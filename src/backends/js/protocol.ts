@@ -7,7 +7,7 @@ import type { ExecuteMessage, ResultMessage, ChannelMemory } from "../worker-cha
 import type { ErrorReply, READY_ID } from "../worker-channel/replies.js";
 import type { MessagePort } from "node:worker_threads";
 import type { SerializedError } from "../../core/errors.js";
-import type { InferenceRequest } from "../../core/requests/inference.js";
+import type { ExecutionResult, ExecutionTimings, InferenceRequest } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Tensor } from "../../core/tensors/tensor.js";
 import type { ModelInitializeArgs } from "./model-api.js";
@@ -19,6 +19,8 @@ export interface JsWorkerInit {
   args: ModelInitializeArgs;
   /** Each configured output's datatype, for outputs that do not say theirs. */
   outputTypes: Record<string, DataType>;
+  /** `model_transaction_policy { decoupled: true }`: requests carry a response sender. */
+  decoupled: boolean;
   /** Where BLS requests go; the main thread answers on it (see {@link BlsCall}). */
   bls?: MessagePort;
   channel?: ChannelMemory;
@@ -30,4 +32,23 @@ export type BlsAnswer = { id: number; outputs: Tensor[] } | { id: number; error:
 
 export type ToJsWorker = ExecuteMessage | { type: "close"; id: number };
 
-export type FromJsWorker = { type: "ready"; id: typeof READY_ID } | ResultMessage | { type: "closed"; id: number } | ErrorReply;
+/**
+ * A decoupled model's response to request `index` of batch `call` (id -1: it
+ * answers no call). Partials and the batch's `done` both go by postMessage,
+ * so every partial arrives before its batch is done.
+ */
+export interface PartialMessage {
+  type: "partial";
+  id: -1;
+  call: number;
+  index: number;
+  result?: ExecutionResult;
+  final: boolean;
+}
+
+export type FromJsWorker =
+  | { type: "ready"; id: typeof READY_ID }
+  | ResultMessage
+  | { type: "done"; id: number; timings: ExecutionTimings }
+  | { type: "closed"; id: number }
+  | ErrorReply;

@@ -25,7 +25,11 @@ export interface InstanceThreadOptions<Init> {
   kind: string;
   /** Ports in `init` that move to the worker. */
   transferList?: MessagePort[];
+  /** Messages from the worker that answer no call (e.g. a decoupled model's responses). */
+  onOther?: (msg: FromWorkerMessage) => void;
 }
+
+type FromWorkerMessage = Message & Record<string, unknown>;
 
 /**
  * A worker thread reached through a {@link MainEnd} (batches through shared
@@ -52,6 +56,7 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
     this.kind = options.kind;
     this.channel = new MainEnd<ToW, FromW>((msg) => {
       if (this.replies.answer(msg as FromW)) this.unrefWhenIdle();
+      else options.onOther?.(msg as unknown as FromWorkerMessage);
     });
     this.worker = startWorker(options.url, { ...options.init, channel: this.channel.memory satisfies ChannelMemory }, options.transferList ?? []);
     this.channel.connect(this.worker);
@@ -78,7 +83,12 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
 
   /** Sends a message and resolves with the worker's reply to it. */
   call(msg: DistributiveOmit<ToW, "id">, transfer: ArrayBuffer[] = []): Promise<Exclude<FromW, ErrorReply>> {
-    if (this.dead) return Promise.reject(this.dead);
+    return this.send(msg, transfer).reply;
+  }
+
+  /** Sends a message; its id (which the worker's other messages about it carry) and its reply. */
+  send(msg: DistributiveOmit<ToW, "id">, transfer: ArrayBuffer[] = []): { id: number; reply: Promise<Exclude<FromW, ErrorReply>> } {
+    if (this.dead) return { id: -1, reply: Promise.reject(this.dead) };
     const { id, reply } = this.replies.open();
     this.worker.ref();
     try {
@@ -87,7 +97,7 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
       this.replies.reject(id, internal(`${this.label}: cannot send to the ${this.kind}: ${(e as Error).message}`));
       this.unrefWhenIdle();
     }
-    return reply;
+    return { id, reply };
   }
 
   /** Asks the worker to finish and end; terminates it if it does not in time. */

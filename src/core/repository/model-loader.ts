@@ -279,7 +279,6 @@ function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
     if (sb.strategyChoice.case === "oldest" && sb.strategyChoice.value.preferredBatchSize.length) ignored.push("sequence_batching.oldest.preferred_batch_size");
   }
   if (config.batchInput.length || config.batchOutput.length) ignored.push("batch_input/batch_output");
-  if (config.modelTransactionPolicy?.decoupled) ignored.push("model_transaction_policy.decoupled");
   if (config.modelRepositoryAgents) ignored.push("model_repository_agents");
   if (ignored.length) logger.warn("model_loader.ts", `model '${config.name}': configuration fields accepted but not acted on yet: ${ignored.join(", ")}`);
 }

@@ -1,7 +1,7 @@
 import type { BackendInstance, BackendModel } from "../backend.js";
 import { classify } from "../requests/classification.js";
 import { elementCount } from "../tensors/datatypes.js";
-import { TritonError, internal } from "../errors.js";
+import { TritonError, asTritonError, internal } from "../errors.js";
 import type { ExecutionTimings, InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import type { ModelConfig } from "./model-config.js";
 import type { ModelSpec } from "./model-spec.js";
@@ -56,6 +56,9 @@ export class ModelVersion {
   }
 
   async infer(req: InferenceRequest): Promise<InferenceResponse> {
+    if (this.decoupled) {
+      throw new TritonError("UNSUPPORTED", `model '${this.name}' is decoupled: it answers through a stream (gRPC ModelStreamInfer, or InferenceServer.stream in-process), not with one response`);
+    }
     const start = process.hrtime.bigint();
     this.inflight++;
     try {
@@ -100,6 +103,53 @@ export class ModelVersion {
     } finally {
       this.inflight--;
     }
+  }
+
+  /**
+   * A decoupled model's responses to one request, each as it comes, the last
+   * with `final` (`undefined` when the model ended without one). A model that
+   * is not decoupled answers once, final. Resolves after the final one.
+   */
+  async stream(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
+    if (!this.decoupled) {
+      onResponse(await this.infer(req), true);
+      return;
+    }
+    const start = process.hrtime.bigint();
+    this.inflight++;
+    try {
+      const prepared = prepareRequest(this.spec, req);
+      const n = prepared.batchSize;
+      prepared.batch.respond = (part, final) => {
+        if (!part) return onResponse(undefined, final);
+        if (part.error) return onResponse(new TritonError(part.error.code, requestIdPrefix(req.id) + part.error.message), final);
+        let outputs: Tensor[];
+        try {
+          outputs = this.finishOutputs(part.outputs, prepared.batch.outputNames.filter((o) => part.outputs.some((t) => t.name === o)), prepared.classification);
+        } catch (e) {
+          return onResponse(asTritonError(e), final);
+        }
+        onResponse(this.response(req, outputs), final);
+      };
+      const queueStart = process.hrtime.bigint();
+      const outcome = await this.scheduler.enqueue(prepared, req.signal, schedulingParams(req));
+      if ("error" in outcome) {
+        this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
+        throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
+      }
+      if (outcome.result.error) {
+        this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, "BACKEND");
+        throw new TritonError(outcome.result.error.code, requestIdPrefix(req.id) + outcome.result.error.message);
+      }
+      this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, undefined);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  /** `model_transaction_policy { decoupled: true }`: zero or more responses per request. */
+  get decoupled(): boolean {
+    return this.config.modelTransactionPolicy?.decoupled ?? false;
   }
 
   private response(req: InferenceRequest, outputs: Tensor[]): InferenceResponse {

@@ -43,6 +43,13 @@ export interface InferenceResponse {
 export interface BatchRequest {
   inputs: Tensor[];
   outputNames: string[];
+  /**
+   * Decoupled models only (`model_transaction_policy { decoupled: true }`):
+   * where the instance delivers each of the request's responses (zero or
+   * more), the last one with `final` (which may carry no response). Stays on
+   * the main thread: never sent to a worker.
+   */
+  respond?: (part: ExecutionResult | undefined, final: boolean) => void;
 }
 
 /** What a backend instance returns for one request of a batch. */

@@ -1,7 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Canceller } from "../../core/requests/cancel-signal.js";
-import { invalidArg, unsupported } from "../../core/errors.js";
+import { TritonError, invalidArg, unsupported } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromGrpc, type LogSettings } from "../../core/settings/log-settings.js";
 import { parseTraceSettingUpdate } from "../../core/settings/trace-settings.js";
@@ -157,7 +157,9 @@ export function healthHandlers(core: InferenceServer): UntypedServiceImplementat
 async function modelInfer(core: InferenceServer, outputContents: OutputContents, r: ModelInferRequest, call: ServerUnaryCall<ModelInferRequest, unknown>) {
   // Triton resolves the model before it reads the inputs: an unknown model
   // is reported as such even when the inputs are wrong too.
-  core.getModel(r.modelName, version(r.modelVersion));
+  if (core.getModel(r.modelName, version(r.modelVersion)).decoupled) {
+    throw new TritonError("UNSUPPORTED", "ModelInfer RPC doesn't support models with decoupled transaction policy");
+  }
   const decoded = decodeInferRequest(r);
   // A client that cancels (or whose deadline passes) drops its queued request.
   const abort = new Canceller();

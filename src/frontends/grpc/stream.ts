@@ -4,6 +4,7 @@ import { Canceller, type CancelSignal } from "../../core/requests/cancel-signal.
 import { asTritonError } from "../../core/errors.js";
 import type { InferenceServer } from "../../core/server.js";
 import {
+  InferParameterSchema,
   ModelInferResponseSchema,
   ModelStreamInferResponseSchema,
   type ModelInferRequest,
@@ -77,6 +78,16 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
     if (++pending >= MAX_PENDING) call.pause();
     const abort = new Canceller();
     inflight.add(abort);
+    if (isDecoupled(core, msg)) {
+      streamDecoupled(msg, abort).finally(() => {
+        inflight.delete(abort);
+        writeChain = writeChain.then(() => {
+          if (--pending === MAX_PENDING >> 1) call.resume();
+          maybeEnd();
+        });
+      });
+      return;
+    }
     const result = run(core, msg, abort, outputContents).finally(() => inflight.delete(abort));
     writeChain = writeChain.then(async () => {
       const r = await result;
@@ -99,6 +110,45 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
       maybeEnd();
     });
   });
+  /** An error for one request, as a stream response (or, with triton_grpc_error, the end of the stream). */
+  const writeError = async (msg: ModelInferRequest, error: unknown) => {
+    if (grpcErrorMode) {
+      abortAll();
+      finish(error);
+      return;
+    }
+    await write(create(ModelStreamInferResponseSchema, { errorMessage: asTritonError(error).message, inferResponse: create(ModelInferResponseSchema, { id: msg.id }) }));
+  };
+
+  /**
+   * A decoupled model's responses go out as they come, each marked with
+   * `triton_final_response`; a final flag without a response is sent as an
+   * empty response only when the request asked for it
+   * (`triton_enable_empty_final_response`), as Triton does.
+   */
+  const streamDecoupled = async (msg: ModelInferRequest, signal: CancelSignal): Promise<void> => {
+    const emptyFinal = msg.parameters["triton_enable_empty_final_response"]?.parameterChoice.value === true;
+    try {
+      const decoded = decodeInferRequest(msg);
+      decoded.request.signal = signal;
+      await core.stream(decoded.request, (response, final) => {
+        const flag = { triton_final_response: create(InferParameterSchema, { parameterChoice: { case: "boolParam", value: final } }) };
+        if (response instanceof Error) {
+          writeChain = writeChain.then(() => writeError(msg, response));
+        } else if (response) {
+          const encoded = encodeInferResponse(response, decoded.typedInput, outputContents);
+          Object.assign(encoded.parameters, flag);
+          writeChain = writeChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: encoded })));
+        } else if (final && emptyFinal) {
+          const empty = create(ModelInferResponseSchema, { id: msg.id, modelName: msg.modelName, modelVersion: msg.modelVersion, parameters: flag });
+          writeChain = writeChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: empty })));
+        }
+      });
+    } catch (error) {
+      writeChain = writeChain.then(() => writeError(msg, error));
+    }
+  };
+
   call.on("end", () => {
     readDone = true;
     void writeChain.then(maybeEnd);
@@ -111,6 +161,14 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
     // Deserialization failures and resets end the call; drop what is queued.
     abortAll();
   });
+}
+
+function isDecoupled(core: InferenceServer, msg: ModelInferRequest): boolean {
+  try {
+    return core.getModel(msg.modelName, msg.modelVersion || undefined).decoupled;
+  } catch {
+    return false; // the ordinary path reports the unknown model
+  }
 }
 
 async function run(

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import zlib from "node:zlib";
 import { Canceller } from "../../core/requests/cancel-signal.js";
-import { asTritonError, invalidArg, unavailable } from "../../core/errors.js";
+import { TritonError, asTritonError, invalidArg, unavailable } from "../../core/errors.js";
 import type { InferenceServer, LoadOverrides } from "../../core/server.js";
 import { logSettingsUpdateFromJson } from "../../core/settings/log-settings.js";
 import { traceSettingUpdateFromJson } from "../../core/settings/trace-settings.js";
@@ -163,6 +163,7 @@ export class HttpFrontend {
   private async infer(m: RouteMatch, req: IncomingMessage, res: ServerResponse): Promise<void> {
     // As Triton, a malformed version fails before the body is looked at.
     if (m.version !== undefined) parseVersionString(m.version);
+    if (this.isDecoupled(m.model!, m.version)) throw new TritonError("UNSUPPORTED", "HTTP end point doesn't support models with decoupled transaction policy");
     const body = await readBody(req, this.maxInputSize);
     const hl = req.headers["inference-header-content-length"];
     let headerLength: number | undefined;
@@ -189,6 +190,14 @@ export class HttpFrontend {
       headers["Content-Type"] = "application/json";
     }
     this.send(res, 200, headers, encoded.chunks, pickEncoding(req.headers["accept-encoding"] as string | undefined));
+  }
+
+  private isDecoupled(model: string, version: string | undefined): boolean {
+    try {
+      return this.core.getModel(model, version).decoupled;
+    } catch {
+      return false; // the request's own path reports the unknown model
+    }
   }
 
   private async readJsonBody(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {

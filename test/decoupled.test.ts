@@ -1,0 +1,129 @@
+/**
+ * Decoupled models (`model_transaction_policy { decoupled: true }`): zero or
+ * more responses per request, in-process and over gRPC ModelStreamInfer;
+ * refused on HTTP /infer and unary ModelInfer with Triton's messages.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { status } from "@grpc/grpc-js";
+import type { ModelStreamInferResponse } from "../src/gen/inference/grpc_service_pb.js";
+import { makeTensor, tensorValues, type InferenceResponse, type TritonError } from "../src/index.js";
+import { S } from "./grpc-simple.js";
+import { GrpcTestClient, grpcError, postJson, startGrpcServer, type GrpcTestServer } from "./helpers.js";
+
+/** N = n: n responses OUT = n, n-1, ..., 1, 5 ms apart, then a final flag alone; N = -1: one response, then a throw. */
+const COUNTDOWN = `
+export default {
+  async execute(requests) {
+    await Promise.all(requests.map(async (r) => {
+      const n = r.inputs.N.data[0];
+      if (n === -1) {
+        r.sender.send({ outputs: { OUT: { shape: [1], data: [42] } } });
+        throw new Error("broke after one response");
+      }
+      for (let i = n; i > 0; i--) {
+        await new Promise((res) => setTimeout(res, 5));
+        r.sender.send({ outputs: { OUT: { shape: [1], data: [i] } } });
+      }
+      r.sender.send(undefined, { final: true });
+    }));
+  },
+};
+`;
+
+const CONFIG = `
+name: "countdown"
+backend: "js"
+max_batch_size: 0
+model_transaction_policy { decoupled: true }
+input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+`;
+
+const n = (v: number) => new Uint8Array(new Int32Array([v]).buffer);
+
+describe("decoupled models", () => {
+  let repo: string;
+  let s: GrpcTestServer;
+  let c: GrpcTestClient;
+
+  before(async () => {
+    repo = await fs.mkdtemp(path.join(os.tmpdir(), "tritium-decoupled-"));
+    await fs.mkdir(path.join(repo, "countdown", "1"), { recursive: true });
+    await fs.writeFile(path.join(repo, "countdown", "config.pbtxt"), CONFIG);
+    await fs.writeFile(path.join(repo, "countdown", "1", "model.js"), COUNTDOWN);
+    s = await startGrpcServer({ modelRepository: repo });
+    c = new GrpcTestClient(s.grpcAddress);
+  });
+  after(async () => {
+    c?.close();
+    await s?.close();
+    await fs.rm(repo, { recursive: true, force: true });
+  });
+
+  it("streams every response in-process, the final flag last, and none for a request that gets none", async () => {
+    for (const [count, expected] of [[3, ["3", "2", "1", "(final)"]], [0, ["(final)"]]] as const) {
+      const got: string[] = [];
+      await s.core.stream({ model_name: "countdown", inputs: [makeTensor("N", "INT32", [1], new Int32Array([count]))] }, (r, final) => {
+        if (r === undefined) got.push(final ? "(final)" : "(empty)");
+        else got.push(String((tensorValues((r as InferenceResponse).outputs[0]!) as Int32Array)[0]) + (final ? " final" : ""));
+      });
+      assert.deepEqual(got, expected);
+    }
+  });
+
+  it("streams over ModelStreamInfer with triton_final_response, the empty final only when asked for", async () => {
+    const stream = c.stream(S.modelStreamInfer);
+    const responses: ModelStreamInferResponse[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on("data", (r: ModelStreamInferResponse) => responses.push(r));
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    const input = (v: number) => ({ inputs: [{ name: "N", datatype: "INT32", shape: [1n] }], rawInputContents: [n(v)] });
+    stream.write({ modelName: "countdown", id: "a", ...input(2) });
+    stream.write({ modelName: "countdown", id: "b", ...input(1), parameters: { triton_enable_empty_final_response: { parameterChoice: { case: "boolParam", value: true } } } });
+    stream.write({ modelName: "countdown", id: "z", ...input(0) });
+    stream.end();
+    await done;
+    const view = responses.map((r) => {
+      const ir = r.inferResponse!;
+      const out = ir.rawOutputContents[0] ? new Int32Array(new Uint8Array(ir.rawOutputContents[0]).buffer)[0] : "empty";
+      const final = ir.parameters["triton_final_response"]?.parameterChoice.value;
+      return `${ir.id}:${out}:${final}`;
+    });
+    const of = (id: string) => view.filter((v) => v.startsWith(`${id}:`));
+    assert.deepEqual(of("a"), ["a:2:false", "a:1:false"]);
+    assert.deepEqual(of("b"), ["b:1:false", "b:empty:true"]);
+    assert.deepEqual(of("z"), [], "no empty final unless asked");
+  });
+
+  it("sends a model's error mid-stream as an error_message after the responses before it", async () => {
+    const stream = c.stream(S.modelStreamInfer);
+    const responses: ModelStreamInferResponse[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on("data", (r: ModelStreamInferResponse) => responses.push(r));
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    stream.write({ modelName: "countdown", id: "e", inputs: [{ name: "N", datatype: "INT32", shape: [1n] }], rawInputContents: [n(-1)] });
+    stream.end();
+    await done;
+    assert.equal(responses.length, 2);
+    assert.equal(new Int32Array(new Uint8Array(responses[0]!.inferResponse!.rawOutputContents[0]!).buffer)[0], 42);
+    assert.match(responses[1]!.errorMessage, /model 'countdown' instance 'countdown_0_0': execute failed: broke after one response/);
+  });
+
+  it("refuses HTTP /infer and unary ModelInfer with Triton's messages", async () => {
+    const r = await postJson(`${s.url}/v2/models/countdown/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [1] }] });
+    assert.equal(r.status, 501);
+    assert.equal(r.json.error, "HTTP end point doesn't support models with decoupled transaction policy");
+    const e = await grpcError(c.unary(S.modelInfer, { modelName: "countdown", inputs: [{ name: "N", datatype: "INT32", shape: [1n] }], rawInputContents: [n(1)] }));
+    assert.equal(e.code, status.UNIMPLEMENTED);
+    assert.equal(e.details, "ModelInfer RPC doesn't support models with decoupled transaction policy");
+    await assert.rejects(s.core.infer({ model_name: "countdown", inputs: [makeTensor("N", "INT32", [1], new Int32Array([1]))] }), (err: TritonError) => err.code === "UNSUPPORTED");
+  });
+});

@@ -43,6 +43,8 @@ export function defaultBackends(): Backend[] {
     new OnnxRuntimeBackend(),
     new JsBackend(),
     new JsBackend({ name: "identity", builtin: new URL("./backends/js/builtin/identity-model.js", import.meta.url) }),
+    new JsBackend({ name: "repeat", builtin: new URL("./backends/js/builtin/repeat-model.js", import.meta.url) }),
+    new JsBackend({ name: "square", builtin: new URL("./backends/js/builtin/square-model.js", import.meta.url) }),
   ];
 }
 

@@ -43,6 +43,30 @@ input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
 output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
 `;
 
+/** Triton's repeat_int32 and square_int32 example configurations. */
+const UTILITY = {
+  square_int32: `
+name: "square_int32"
+backend: "square"
+max_batch_size: 0
+model_transaction_policy { decoupled: True }
+input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+instance_group [ { kind: KIND_CPU } ]`,
+  repeat_int32: `
+name: "repeat_int32"
+backend: "repeat"
+max_batch_size: 0
+model_transaction_policy { decoupled: True }
+input [
+  { name: "IN" data_type: TYPE_INT32 dims: [ -1 ] },
+  { name: "DELAY" data_type: TYPE_UINT32 dims: [ -1 ] },
+  { name: "WAIT" data_type: TYPE_UINT32 dims: [ 1 ] }
+]
+output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }, { name: "IDX" data_type: TYPE_UINT32 dims: [ 1 ] } ]
+instance_group [ { kind: KIND_CPU } ]`,
+};
+
 const n = (v: number) => new Uint8Array(new Int32Array([v]).buffer);
 
 describe("decoupled models", () => {
@@ -55,6 +79,10 @@ describe("decoupled models", () => {
     await fs.mkdir(path.join(repo, "countdown", "1"), { recursive: true });
     await fs.writeFile(path.join(repo, "countdown", "config.pbtxt"), CONFIG);
     await fs.writeFile(path.join(repo, "countdown", "1", "model.js"), COUNTDOWN);
+    for (const [name, config] of Object.entries(UTILITY)) {
+      await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
+      await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
+    }
     s = await startGrpcServer({ modelRepository: repo });
     c = new GrpcTestClient(s.grpcAddress);
   });
@@ -125,5 +153,31 @@ describe("decoupled models", () => {
     assert.equal(e.code, status.UNIMPLEMENTED);
     assert.equal(e.details, "ModelInfer RPC doesn't support models with decoupled transaction policy");
     await assert.rejects(s.core.infer({ model_name: "countdown", inputs: [makeTensor("N", "INT32", [1], new Int32Array([1]))] }), (err: TritonError) => err.code === "UNSUPPORTED");
+  });
+
+  it("serves Triton's square and repeat utility backends", async () => {
+    const squares: number[] = [];
+    await s.core.stream({ model_name: "square_int32", inputs: [makeTensor("IN", "INT32", [1], new Int32Array([3]))] }, (r) => {
+      if (r && !(r instanceof Error)) squares.push((tensorValues(r.outputs[0]!) as Int32Array)[0]!);
+    });
+    assert.deepEqual(squares, [3, 3, 3]);
+    const repeats: string[] = [];
+    const t0 = Date.now();
+    await s.core.stream({
+      model_name: "repeat_int32",
+      inputs: [
+        makeTensor("IN", "INT32", [3], new Int32Array([7, 8, 9])),
+        makeTensor("DELAY", "UINT32", [3], new Uint32Array([10, 10, 10])),
+        makeTensor("WAIT", "UINT32", [1], new Uint32Array([10])),
+      ],
+    }, (r, final) => {
+      if (r && !(r instanceof Error)) {
+        const out = r.outputs.find((t) => t.name === "OUT")!;
+        const idx = r.outputs.find((t) => t.name === "IDX")!;
+        repeats.push(`${(tensorValues(out) as Int32Array)[0]}@${(tensorValues(idx) as Uint32Array)[0]}`);
+      } else if (final) repeats.push("final");
+    });
+    assert.deepEqual(repeats, ["7@0", "8@1", "9@2", "final"]);
+    assert.ok(Date.now() - t0 >= 35, "delays and wait observed");
   });
 });

@@ -43,6 +43,39 @@ input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
 output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
 `;
 
+/** Text models for the generate extension: `words` (decoupled: one response per word) and `upper` (one response). */
+const TEXT = {
+  words: [`
+name: "words"
+backend: "js"
+max_batch_size: 0
+model_transaction_policy { decoupled: true }
+input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
+output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
+export default {
+  execute(requests) {
+    for (const r of requests) {
+      for (const w of r.inputs.text_input.data[0].split(" ")) r.sender.send({ outputs: { text_output: { shape: [1], data: [w] } } });
+      r.sender.send(undefined, { final: true });
+    }
+  },
+};`],
+  upper: [`
+name: "upper"
+backend: "js"
+max_batch_size: 4
+input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] }, { name: "times" data_type: TYPE_INT32 dims: [ 1 ] optional: true } ]
+output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] }, { name: "length" data_type: TYPE_INT32 dims: [ 1 ] } ]`, `
+export default {
+  execute(requests) {
+    return requests.map((r) => {
+      const text = r.inputs.text_input.data[0].toUpperCase().repeat(r.inputs.times ? r.inputs.times.data[0] : 1);
+      return { outputs: { text_output: { shape: [1, 1], data: [text] }, length: { shape: [1, 1], data: [text.length] } } };
+    });
+  },
+};`],
+};
+
 /** Triton's repeat_int32 and square_int32 example configurations. */
 const UTILITY = {
   square_int32: `
@@ -82,6 +115,11 @@ describe("decoupled models", () => {
     for (const [name, config] of Object.entries(UTILITY)) {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
+    }
+    for (const [name, [config, code]] of Object.entries(TEXT)) {
+      await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
+      await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
+      await fs.writeFile(path.join(repo, name, "1", "model.js"), code);
     }
     s = await startGrpcServer({ modelRepository: repo });
     c = new GrpcTestClient(s.grpcAddress);
@@ -179,5 +217,36 @@ describe("decoupled models", () => {
     });
     assert.deepEqual(repeats, ["7@0", "8@1", "9@2", "final"]);
     assert.ok(Date.now() - t0 >= 35, "delays and wait observed");
+  });
+
+  it("answers the generate extension: inputs and outputs by name, a one-element output as its value", async () => {
+    const r = await postJson(`${s.url}/v2/models/upper/generate`, { id: "g1", text_input: "abc", times: 2, parameters: { temperature: 0.5 } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json, { id: "g1", model_name: "upper", model_version: "1", text_output: "ABCABC", length: 6 });
+    const several = await postJson(`${s.url}/v2/models/words/generate`, { text_input: "one two" });
+    assert.equal(several.status, 400);
+    assert.match(several.json.error, /sent 2 responses where exactly one is expected/);
+  });
+
+  it("streams generate_stream as server-sent events, one per response", async () => {
+    const res = await fetch(`${s.url}/v2/models/words/generate_stream`, { method: "POST", body: JSON.stringify({ text_input: "to be or not" }) });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    const events = (await res.text()).split("\n\n").filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, "")));
+    assert.deepEqual(events.map((e) => e.text_output), ["to", "be", "or", "not"]);
+    assert.equal(events[0].model_name, "words");
+  });
+
+  it("streams a decoupled model from /infer to a client that accepts events, its error as the last event", async () => {
+    const body = JSON.stringify({ inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [2] }] });
+    const res = await fetch(`${s.url}/v2/models/countdown/infer`, { method: "POST", body, headers: { Accept: "text/event-stream" } });
+    assert.equal(res.status, 200);
+    const events = (await res.text()).split("\n\n").filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, "")));
+    assert.deepEqual(events.map((e) => e.outputs[0].data), [[2], [1]]);
+    const bad = await fetch(`${s.url}/v2/models/countdown/infer`, { method: "POST", body: body.replace("[2]", "[-1]"), headers: { Accept: "text/event-stream" } });
+    const badEvents = (await bad.text()).split("\n\n").filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, "")));
+    assert.equal(bad.status, 200);
+    assert.deepEqual(badEvents[0].outputs[0].data, [42]);
+    assert.match(badEvents[1].error, /broke after one response/);
   });
 });

@@ -120,16 +120,24 @@ export class ModelVersion {
     try {
       const prepared = prepareRequest(this.spec, req);
       const n = prepared.batchSize;
+      // The caller's callback runs inside the backend's message handling: it must not throw there.
+      const deliver = (response: InferenceResponse | TritonError | undefined, final: boolean) => {
+        try {
+          onResponse(response, final);
+        } catch (e) {
+          this.logError(e);
+        }
+      };
       prepared.batch.respond = (part, final) => {
-        if (!part) return onResponse(undefined, final);
-        if (part.error) return onResponse(new TritonError(part.error.code, requestIdPrefix(req.id) + part.error.message), final);
+        if (!part) return deliver(undefined, final);
+        if (part.error) return deliver(new TritonError(part.error.code, requestIdPrefix(req.id) + part.error.message), final);
         let outputs: Tensor[];
         try {
           outputs = this.finishOutputs(part.outputs, prepared.batch.outputNames.filter((o) => part.outputs.some((t) => t.name === o)), prepared.classification);
         } catch (e) {
-          return onResponse(asTritonError(e), final);
+          return deliver(asTritonError(e), final);
         }
-        onResponse(this.response(req, outputs), final);
+        deliver(this.response(req, outputs), final);
       };
       const queueStart = process.hrtime.bigint();
       const outcome = await this.scheduler.enqueue(prepared, req.signal, schedulingParams(req));
@@ -145,6 +153,10 @@ export class ModelVersion {
     } finally {
       this.inflight--;
     }
+  }
+
+  private logError(e: unknown): void {
+    process.emitWarning(`model '${this.name}': a stream's response callback threw: ${(e as Error)?.message ?? String(e)}`);
   }
 
   /** `model_transaction_policy { decoupled: true }`: zero or more responses per request. */

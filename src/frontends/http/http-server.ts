@@ -10,6 +10,8 @@ import { parseVersionString } from "../../core/repository/version-string.js";
 import { pickEncoding, readBody } from "./body.js";
 import { closeHttp, listenHttp } from "./listener.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
+import { decodeGenerateRequest, encodeGenerateResponse } from "./generate.js";
+import type { InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
 import { matchRoute, type RouteMatch } from "./routes.js";
 import { httpStatus } from "./status.js";
 
@@ -114,6 +116,9 @@ export class HttpFrontend {
         return this.sendJson(res, 200, core.statistics(m.model, m.version));
       case "model_infer":
         return this.infer(m, req, res);
+      case "model_generate":
+      case "model_generate_stream":
+        return this.generate(m, req, res, m.route === "model_generate_stream");
       case "repository_index": {
         const body = await this.readJsonBody(req);
         const ready = body?.ready;
@@ -163,7 +168,10 @@ export class HttpFrontend {
   private async infer(m: RouteMatch, req: IncomingMessage, res: ServerResponse): Promise<void> {
     // As Triton, a malformed version fails before the body is looked at.
     if (m.version !== undefined) parseVersionString(m.version);
-    if (this.isDecoupled(m.model!, m.version)) throw new TritonError("UNSUPPORTED", "HTTP end point doesn't support models with decoupled transaction policy");
+    // Beyond Triton: a client that accepts server-sent events may stream a decoupled model from /infer.
+    const events = /\btext\/event-stream\b/.test(String(req.headers.accept ?? ""));
+    const decoupled = this.isDecoupled(m.model!, m.version);
+    if (decoupled && !events) throw new TritonError("UNSUPPORTED", "HTTP end point doesn't support models with decoupled transaction policy");
     const body = await readBody(req, this.maxInputSize);
     const hl = req.headers["inference-header-content-length"];
     let headerLength: number | undefined;
@@ -172,6 +180,10 @@ export class HttpFrontend {
       if (!Number.isInteger(headerLength)) throw invalidArg(`Inference-Header-Content-Length must be an integer, got '${String(hl)}'`);
     }
     const decoded = decodeInferRequest(body, headerLength, m.model!, m.version, () => this.core.getModel(m.model!, m.version).spec);
+    if (decoupled) {
+      // Events carry JSON responses: binary outputs have no place in them.
+      return this.sendEvents(res, decoded.request, (r) => encodeInferResponse(r, { binaryOutputs: new Map(), binaryDefault: false }).chunks[0]!.toString());
+    }
     // A client that disconnects before the answer cancels its queued request.
     const abort = new Canceller();
     const onClose = () => {
@@ -190,6 +202,61 @@ export class HttpFrontend {
       headers["Content-Type"] = "application/json";
     }
     this.send(res, 200, headers, encoded.chunks, pickEncoding(req.headers["accept-encoding"] as string | undefined));
+  }
+
+  /** The generate extension: one response as JSON (`/generate`), or every response as an event (`/generate_stream`). */
+  private async generate(m: RouteMatch, req: IncomingMessage, res: ServerResponse, stream: boolean): Promise<void> {
+    if (m.version !== undefined) parseVersionString(m.version);
+    const body = await this.readJsonBody(req);
+    const request = decodeGenerateRequest(body ?? {}, m.model!, m.version, this.core.getModel(m.model!, m.version).spec);
+    if (stream) return this.sendEvents(res, request, encodeGenerateResponse);
+    const responses: InferenceResponse[] = [];
+    let failed: Error | undefined;
+    await this.core.stream(request, (r) => {
+      if (r instanceof Error) failed ??= r;
+      else if (r) responses.push(r);
+    });
+    if (failed) throw failed;
+    if (responses.length !== 1) {
+      throw invalidArg(`generate: model '${m.model}' sent ${responses.length} responses where exactly one is expected; use generate_stream to receive several`);
+    }
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(encodeGenerateResponse(responses[0]!)) });
+    res.end(encodeGenerateResponse(responses[0]!));
+  }
+
+  /**
+   * Server-sent events, one `data:` chunk per response. A request that fails
+   * before its first response gets an ordinary JSON error and status; after
+   * it, the error arrives as an `{"error": ...}` event under status 200, as
+   * Triton's generate_stream does.
+   */
+  private async sendEvents(res: ServerResponse, request: InferenceRequest, encode: (r: InferenceResponse) => string): Promise<void> {
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache" });
+    };
+    const abort = new Canceller();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once("close", onClose);
+    request.signal = abort;
+    try {
+      await this.core.stream(request, (r) => {
+        if (r === undefined) return;
+        start();
+        res.write(`data: ${r instanceof Error ? JSON.stringify({ error: r.message }) : encode(r)}\n\n`);
+      });
+    } catch (e) {
+      if (!started) throw e;
+      res.write(`data: ${JSON.stringify({ error: asTritonError(e).message })}\n\n`);
+    } finally {
+      res.off("close", onClose);
+    }
+    start();
+    res.end();
   }
 
   private isDecoupled(model: string, version: string | undefined): boolean {

@@ -4,7 +4,7 @@
  */
 export type RouteName =
   | "server_metadata" | "health_live" | "health_ready"
-  | "model_metadata" | "model_ready" | "model_config" | "model_infer" | "model_stats" | "all_stats"
+  | "model_metadata" | "model_ready" | "model_config" | "model_infer" | "model_generate" | "model_generate_stream" | "model_stats" | "all_stats"
   | "repository_index" | "repository_load" | "repository_unload"
   | "shm_status" | "shm_register" | "shm_unregister"
   | "cuda_shm_status" | "cuda_shm_register" | "cuda_shm_unregister"
@@ -29,6 +29,8 @@ const TABLE: { re: RegExp; route: RouteName; method: "GET" | "POST" }[] = [
   { re: new RegExp(`^${MODEL}/ready$`), route: "model_ready", method: "GET" },
   { re: new RegExp(`^${MODEL}/config$`), route: "model_config", method: "GET" },
   { re: new RegExp(`^${MODEL}/infer$`), route: "model_infer", method: "POST" },
+  { re: new RegExp(`^${MODEL}/generate$`), route: "model_generate", method: "POST" },
+  { re: new RegExp(`^${MODEL}/generate_stream$`), route: "model_generate_stream", method: "POST" },
   { re: new RegExp(`^${MODEL}/stats$`), route: "model_stats", method: "GET" },
   { re: /^\/v2\/repository(?:\/[^/]+)?\/index$/, route: "repository_index", method: "POST" },
   { re: /^\/v2\/repository(?:\/[^/]+)?\/models\/([^/]+)\/load$/, route: "repository_load", method: "POST" },

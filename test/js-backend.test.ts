@@ -137,6 +137,22 @@ describe("js backend", () => {
       input [ { name: "INPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "INPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]
       output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]`);
     await writeModel(repo, "bls_js", BLS_CONFIG, BLS_MODEL);
+    // model.ts and model.mjs are found without default_model_filename.
+    for (const [name, file, code] of [
+      ["typed_ts", "model.ts", `import { EOL } from "node:os";
+interface Req { inputs: Record<string, { data: Int32Array; shape: number[] }> }
+export default class {
+  private readonly eol: string = EOL;
+  execute(requests: Req[]): { outputs: Record<string, { shape: number[]; data: number[] }> }[] {
+    return requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0!.shape, data: Array.from(r.inputs.INPUT0!.data, (v, i) => v * 2 + r.inputs.INPUT1!.data[i]! + this.eol.length - 1) }, ARGS: { shape: [1, 1], data: [0] } } }));
+  }
+}`],
+      ["plain_mjs", "model.mjs", `export default { execute: (requests) => requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0.shape, data: r.inputs.INPUT0.data.map((v) => -v) }, ARGS: { shape: [1, 1], data: [""] } } })) };`],
+    ] as const) {
+      await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
+      await fs.writeFile(path.join(repo, name, "config.pbtxt"), addConfig(name, ""));
+      await fs.writeFile(path.join(repo, name, "1", file), code);
+    }
     s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
   after(async () => {
@@ -251,6 +267,15 @@ describe("js backend", () => {
     assert.equal(r.json.outputs.find((o: { name: string }) => o.name === "ERROR").data[0], "Request for unknown model: 'no_such_model' is not found");
     const stats = await (await fetch(`${s.url}/v2/models/add_js/stats`)).json() as { model_stats: { inference_count: number }[] };
     assert.ok(stats.model_stats[0]!.inference_count >= 3, "the calls count as add_js's own inferences");
+  });
+
+  it("loads model.ts (compiled at load) and model.mjs without default_model_filename", async () => {
+    const ts = await postJson(`${s.url}/v2/models/typed_ts/infer`, addBody([1, 2, 3, 4], [10, 10, 10, 10]));
+    assert.equal(ts.status, 200, JSON.stringify(ts.json));
+    assert.deepEqual(ts.json.outputs[0].data, [12, 14, 16, 18]);
+    const mjs = await postJson(`${s.url}/v2/models/plain_mjs/infer`, addBody([1, 2, 3, 4], [0, 0, 0, 0]));
+    assert.equal(mjs.status, 200, JSON.stringify(mjs.json));
+    assert.deepEqual(mjs.json.outputs[0].data, [-1, -2, -3, -4]);
   });
 
   it("runs finalize when the model is unloaded", async () => {

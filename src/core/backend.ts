@@ -16,6 +16,8 @@ export interface Backend {
   readonly platforms: readonly string[];
   /** The model file looked for when `default_model_filename` is empty. */
   readonly defaultModelFilename: string;
+  /** Other model files taken, in order, when the default one is not there (e.g. `model.mjs`, `model.ts`). */
+  readonly alternativeModelFilenames?: readonly string[];
   /** Makes a model from its files. Fails with a TritonError naming the model. */
   createModel(ctx: BackendModelContext): Promise<BackendModel>;
 }

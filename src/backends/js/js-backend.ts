@@ -35,12 +35,14 @@ export class JsBackend implements Backend {
   readonly name: string;
   readonly platforms: readonly string[] = [];
   readonly defaultModelFilename: string;
+  readonly alternativeModelFilenames: readonly string[];
   private readonly builtin: string | undefined;
 
   constructor(options: { name?: string; builtin?: URL } = {}) {
     this.name = options.name ?? "js";
     this.builtin = options.builtin && fileURLToPath(options.builtin);
     this.defaultModelFilename = this.builtin ? "" : "model.js";
+    this.alternativeModelFilenames = this.builtin ? [] : ["model.mjs", "model.ts"];
   }
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {

@@ -4,6 +4,7 @@
  * `finalize` when asked to close.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { TritonError, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
@@ -23,8 +24,33 @@ const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 let model: TritiumModel | undefined;
 
+/**
+ * The module's URL. A `.ts` model is compiled here with the `typescript`
+ * package (installed with Tritium's development dependencies) and imported
+ * from a data: URL, so it may import packages and node: modules but not other
+ * local TypeScript files.
+ */
+async function moduleUrl(file: string): Promise<string> {
+  if (!file.endsWith(".ts")) return pathToFileURL(file).href;
+  let ts: typeof import("typescript");
+  try {
+    ts = (await import("typescript")).default;
+  } catch {
+    throw new Error("a model.ts needs the 'typescript' package (npm install typescript), or compile it to model.js");
+  }
+  const source = await readFile(file, "utf8");
+  const out = ts.transpileModule(source, {
+    fileName: file,
+    reportDiagnostics: true,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
+  });
+  const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
+  if (errors.length) throw new Error(errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("; "));
+  return `data:text/javascript;base64,${Buffer.from(out.outputText).toString("base64")}`;
+}
+
 async function load(): Promise<TritiumModel> {
-  const mod = (await import(pathToFileURL(init.path).href)) as { default?: unknown };
+  const mod = (await import(await moduleUrl(init.path))) as { default?: unknown };
   const exported = mod.default;
   const m = (typeof exported === "function" ? new (exported as new () => TritiumModel)() : exported) as TritiumModel | undefined;
   if (!m || typeof m.execute !== "function") {

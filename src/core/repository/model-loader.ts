@@ -95,10 +95,10 @@ export async function resolveBackend(config: ModelConfig, dir: string, versions:
   }
   for (const v of [...versions].reverse()) {
     for (const b of backends) {
-      const file = config.defaultModelFilename || b.defaultModelFilename;
+      const files = config.defaultModelFilename ? [config.defaultModelFilename] : [b.defaultModelFilename, ...(b.alternativeModelFilenames ?? [])];
       // A backend that needs no model file (identity) is only ever chosen by name.
-      if (!file) continue;
-      if (await exists(path.join(dir, String(v), file))) {
+      if (!files[0]) continue;
+      if ((await firstExisting(path.join(dir, String(v)), files)) !== undefined) {
         config.backend = b.name;
         if (b.platforms[0]) config.platform = b.platforms[0];
         return b;
@@ -144,7 +144,8 @@ export async function loadModelVersion(
   const name = baseConfig.name;
   let config: ModelConfig = structuredClone(baseConfig);
   if (backend === ENSEMBLE) return loadEnsemble(dir, config, version, options);
-  const modelFile = config.defaultModelFilename || backend.defaultModelFilename;
+  const candidates = config.defaultModelFilename ? [config.defaultModelFilename] : [backend.defaultModelFilename, ...(backend.alternativeModelFilenames ?? [])];
+  const modelFile = (await firstExisting(path.join(dir, String(version)), candidates)) ?? candidates[0]!;
   const modelPath = path.join(dir, String(version), modelFile);
   if (!(await exists(modelPath))) {
     throw invalidArg(`model '${name}' version ${version}: model file '${modelPath}' not found`);
@@ -281,6 +282,12 @@ function reportIgnoredFields(config: ModelConfig, logger: Logger): void {
   if (config.batchInput.length || config.batchOutput.length) ignored.push("batch_input/batch_output");
   if (config.modelRepositoryAgents) ignored.push("model_repository_agents");
   if (ignored.length) logger.warn("model_loader.ts", `model '${config.name}': configuration fields accepted but not acted on yet: ${ignored.join(", ")}`);
+}
+
+/** The first of `files` present in `dir`. */
+async function firstExisting(dir: string, files: readonly string[]): Promise<string | undefined> {
+  for (const f of files) if (await exists(path.join(dir, f))) return f;
+  return undefined;
 }
 
 async function exists(p: string): Promise<boolean> {

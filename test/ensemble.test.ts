@@ -81,6 +81,8 @@ describe("ensembles", () => {
         step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
         step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
       ].join(", ")),
+      bad_input_name: brokenConfig("bad_input_name", step([["NOPE", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]])),
+      bad_datatype: brokenConfig("bad_datatype", step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]])).replace('{ name: "A" data_type: TYPE_INT32', '{ name: "A" data_type: TYPE_FP32'),
       bad_unwritten: brokenConfig("bad_unwritten", step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
         `output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 16 ] }, { name: "NEVER" data_type: TYPE_INT32 dims: [ 16 ] } ]`),
     };
@@ -133,10 +135,13 @@ describe("ensembles", () => {
     assert.ok(Number(st.execution_count) < 64, `batched: ${st.execution_count} executions for 64 inferences`);
   });
 
-  it("fails a request whose step model is missing, with the server's message for it", async () => {
-    const r = await postJson(`${s.url}/v2/models/twice_missing/infer`, body(range(0), range(0)));
-    assert.equal(r.status, 400);
-    assert.match(r.json.error, /Request for unknown model: 'not_in_repository' is not found/);
+  it("refuses at load a step whose model is missing, a mapped tensor the model lacks, or mismatched datatypes", async () => {
+    const index = (await postJson(`${s.url}/v2/repository/index`, {})).json as { name: string; state: string; reason: string }[];
+    const reason = (m: string) => index.find((e) => e.name === m)?.reason ?? "";
+    assert.match(reason("twice_missing"), /ensemble 'twice_missing': step 0 \('not_in_repository'\) cannot be served: Request for unknown model: 'not_in_repository' is not found/);
+    assert.match(reason("bad_input_name"), /ensemble 'bad_input_name': step 0 \('simple'\) maps input 'NOPE', which model 'simple' does not have/);
+    assert.match(reason("bad_datatype"), /ensemble 'bad_datatype': tensor 'A' is FP32 \(ensemble input 'A'\) but step 0 \('simple'\) input 'INPUT0' is INT32/);
+    assert.notEqual((await postJson(`${s.url}/v2/models/twice_missing/infer`, body(range(0), range(0)))).status, 200);
   });
 
   it("refuses at load a plan that reads a tensor nobody writes, has a cycle, writes a tensor twice or leaves an output unwritten", async () => {

@@ -126,6 +126,10 @@ export class InferenceServer {
       backendConfig,
       logger: this.logger,
       infer: (request) => this.infer(request),
+      dependency: async (name, version) => {
+        await this.repository.ensureLoaded(name);
+        return this.repository.getModel(name, version).spec;
+      },
     };
     this.rateLimited = loader.rateLimiter !== undefined;
     this.cacheEnabled = loader.responseCache !== undefined;

@@ -1,4 +1,4 @@
-import { EnsembleScheduler, planEnsemble } from "../scheduling/ensemble-scheduler.js";
+import { EnsembleScheduler, checkSteps, planEnsemble } from "../scheduling/ensemble-scheduler.js";
 import type { InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -18,7 +18,7 @@ import { DynamicBatcher } from "../scheduling/dynamic-batcher.js";
 import { TritonError, asTritonError, invalidArg } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { emptyModelConfig, parseModelConfig } from "./model-config.js";
-import { buildModelSpec, instanceKindName, validateModelConfig } from "./model-spec.js";
+import { buildModelSpec, instanceKindName, validateModelConfig, type ModelSpec } from "./model-spec.js";
 import { ModelVersion } from "./model-version.js";
 import { runWarmup } from "./warmup.js";
 import { RateLimitedInstance, type RateLimiter } from "../scheduling/rate-limiter.js";
@@ -41,6 +41,8 @@ export interface LoaderOptions {
   responseCache?: ResponseCache;
   /** The server's own inference, for models that call other models (BLS). */
   infer?: (request: InferenceRequest) => Promise<InferenceResponse>;
+  /** An ensemble's step model, loaded first when it is not (Triton loads an ensemble's dependencies). */
+  dependency?: (name: string, version: string | undefined) => Promise<ModelSpec>;
 }
 
 /** A backend may state how many CPU instances a model gets by default. */
@@ -124,6 +126,7 @@ async function loadEnsemble(dir: string, config: ModelConfig, version: number, o
   if (!options.infer) throw invalidArg(`ensemble '${config.name}' cannot run: this server gives models no way to call other models`);
   validateModelConfig(config, config.name);
   const plan = planEnsemble(config);
+  if (options.dependency) await checkSteps(config, plan, options.dependency);
   const spec = await buildModelSpec(config, dir);
   const scheduler = new EnsembleScheduler(config.name, plan, options.infer);
   const none: BackendModel = { createInstance: () => Promise.reject(new Error("an ensemble has no instances")), release: async () => undefined };

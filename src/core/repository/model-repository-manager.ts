@@ -108,7 +108,11 @@ export class ModelRepositoryManager {
     for (const [name, paths] of this.duplicates) {
       this.logger.error("model_repository_manager.ts", `model '${name}' appears in multiple repositories: ${paths.join(", ")}; it is not served`);
     }
-    await runLimited(names, this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
+    // Ensembles last: their load checks their steps against the loaded models (and loads any still missing).
+    const ensembles = new Set<string>();
+    for (const n of names) if (await this.looksLikeEnsemble(n)) ensembles.add(n);
+    await runLimited(names.filter((n) => !ensembles.has(n)), this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
+    await runLimited([...ensembles], this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
     if (this.options.modelControlMode === "poll") this.schedulePoll();
   }
 
@@ -150,6 +154,17 @@ export class ModelRepositoryManager {
   }
 
   /** Every model that should be loaded is READY (strict readiness). */
+  /** Whether a model's config.pbtxt declares an ensemble (a cheap look before its load). */
+  private async looksLikeEnsemble(name: string): Promise<boolean> {
+    const repo = this.repoModels.get(name);
+    if (!repo) return false;
+    try {
+      return /\bensemble_scheduling\b|platform\s*:\s*"ensemble"/.test(await fs.readFile(path.join(repo.dir, "config.pbtxt"), "utf8"));
+    } catch {
+      return false;
+    }
+  }
+
   allReady(): boolean {
     if (this.duplicates.size > 0) return false;
     for (const entry of this.models.values()) {

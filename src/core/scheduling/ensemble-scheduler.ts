@@ -6,7 +6,9 @@
  * (that model's validation, scheduler — so it batches with other traffic —
  * and statistics).
  */
-import type { ModelConfig, ModelEnsembling_Step } from "../../gen/inference/model_config_pb.js";
+import { DataType, type ModelConfig, type ModelEnsembling_Step } from "../../gen/inference/model_config_pb.js";
+import type { ModelSpec } from "../repository/model-spec.js";
+import { fromConfigType, type DataType as TensorType } from "../tensors/datatypes.js";
 import { TritonError, asTritonError, invalidArg } from "../errors.js";
 import type { CancelSignal } from "../requests/cancel-signal.js";
 import type { BatchRequest, InferenceRequest, InferenceResponse } from "../requests/inference.js";
@@ -15,7 +17,7 @@ import type { Tensor } from "../tensors/tensor.js";
 import type { RequestScheduler, ScheduleOutcome } from "./scheduler.js";
 
 /** One step of a checked plan. */
-interface Step {
+export interface Step {
   model: string;
   /** Absent: the model's latest ready version. */
   version: string | undefined;
@@ -76,6 +78,47 @@ export function planEnsemble(config: ModelConfig): Step[] {
     inputs: Object.entries(s.inputMap),
     outputs: Object.entries(s.outputMap),
   }));
+}
+
+/**
+ * Checks the steps against their models (loaded first, as Triton loads an
+ * ensemble's dependencies): every mapped input and output exists, and each
+ * tensor has one datatype from the step that writes it (or the ensemble's
+ * input) to every step that reads it and to the ensemble's output.
+ */
+export async function checkSteps(config: ModelConfig, steps: Step[], specOf: (model: string, version: string | undefined) => Promise<ModelSpec>): Promise<void> {
+  const name = config.name;
+  const datatype = new Map<string, { dt: TensorType; from: string }>(config.input.map((t) => [t.name, { dt: fromConfigType(DataType[t.dataType] ?? "")!, from: `ensemble input '${t.name}'` }]));
+  const specs: ModelSpec[] = [];
+  for (const [i, s] of steps.entries()) {
+    let spec: ModelSpec;
+    try {
+      spec = await specOf(s.model, s.version);
+    } catch (e) {
+      throw invalidArg(`ensemble '${name}': step ${i} ('${s.model}') cannot be served: ${asTritonError(e).message}`);
+    }
+    specs.push(spec);
+    for (const [output, tensor] of s.outputs) {
+      const o = spec.output.get(output);
+      if (!o) throw invalidArg(`ensemble '${name}': step ${i} ('${s.model}') maps output '${output}', which model '${s.model}' does not have`);
+      datatype.set(tensor, { dt: o.datatype, from: `step ${i} ('${s.model}') output '${output}'` });
+    }
+  }
+  for (const [i, s] of steps.entries()) {
+    for (const [input, tensor] of s.inputs) {
+      const want = specs[i]!.input.get(input);
+      if (!want) throw invalidArg(`ensemble '${name}': step ${i} ('${s.model}') maps input '${input}', which model '${s.model}' does not have`);
+      const got = datatype.get(tensor);
+      if (got && got.dt !== want.datatype) {
+        throw invalidArg(`ensemble '${name}': tensor '${tensor}' is ${got.dt} (${got.from}) but step ${i} ('${s.model}') input '${input}' is ${want.datatype}`);
+      }
+    }
+  }
+  for (const o of config.output) {
+    const got = datatype.get(o.name);
+    const want = fromConfigType(DataType[o.dataType] ?? "");
+    if (got && want && got.dt !== want) throw invalidArg(`ensemble '${name}': output '${o.name}' is ${want} in its config but ${got.dt} from ${got.from}`);
+  }
 }
 
 /** Runs an ensemble's requests through its steps; no queue of its own (each step's model has one). */

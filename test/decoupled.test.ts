@@ -76,6 +76,33 @@ export default {
 };`],
 };
 
+/** A model that streams countdown through BLS and sums what it gets. */
+const BLS_STREAM = [`
+name: "sum_countdown"
+backend: "js"
+max_batch_size: 0
+input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "TOTAL" data_type: TYPE_INT32 dims: [ 1 ] }, { name: "COUNT" data_type: TYPE_INT32 dims: [ 1 ] } ]`, `
+export default class {
+  initialize(args, services) { this.services = services; }
+  async execute(requests) {
+    const out = [];
+    for (const r of requests) {
+      let total = 0, count = 0;
+      try {
+        for await (const res of this.services.stream({ model_name: "countdown", inputs: [{ name: "N", datatype: "INT32", shape: [1], data: r.inputs.N.data }] })) {
+          total += res.OUT.data[0];
+          count++;
+        }
+        out.push({ outputs: { TOTAL: { shape: [1], data: [total] }, COUNT: { shape: [1], data: [count] } } });
+      } catch (e) {
+        out.push({ error: "countdown failed: " + e.message });
+      }
+    }
+    return out;
+  }
+}`];
+
 /** Triton's repeat_int32 and square_int32 example configurations. */
 const UTILITY = {
   square_int32: `
@@ -116,7 +143,7 @@ describe("decoupled models", () => {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
     }
-    for (const [name, [config, code]] of Object.entries(TEXT)) {
+    for (const [name, [config, code]] of Object.entries({ ...TEXT, sum_countdown: BLS_STREAM })) {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
       await fs.writeFile(path.join(repo, name, "1", "model.js"), code);
@@ -248,5 +275,14 @@ describe("decoupled models", () => {
     assert.equal(bad.status, 200);
     assert.deepEqual(badEvents[0].outputs[0].data, [42]);
     assert.match(badEvents[1].error, /broke after one response/);
+  });
+
+  it("lets a model stream a decoupled model through BLS, its error surfaced", async () => {
+    const ok = await postJson(`${s.url}/v2/models/sum_countdown/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [4] }] });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.deepEqual(ok.json.outputs.map((o: { data: number[] }) => o.data[0]), [10, 4]);
+    const bad = await postJson(`${s.url}/v2/models/sum_countdown/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [-1] }] });
+    assert.equal(bad.status, 500);
+    assert.match(bad.json.error, /countdown failed: .*broke after one response/);
   });
 });

@@ -60,7 +60,7 @@ const body = (a: number[], b: number[]) => ({
 
 const range = (k: number) => Array.from({ length: 16 }, (_, i) => k + i);
 
-describe("ensembles", () => {
+describe("ensembles", { timeout: 120_000 }, () => {
   let repo: string;
   let s: TestServer;
 
@@ -81,6 +81,9 @@ describe("ensembles", () => {
         step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
         step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
       ].join(", ")),
+      bad_self: brokenConfig("bad_self", `{ model_name: "bad_self" input_map { key: "A" value: "A" } output_map { key: "OUT" value: "OUT" } }`),
+      cycle_a: brokenConfig("cycle_a", `{ model_name: "cycle_b" input_map { key: "A" value: "A" } input_map { key: "B" value: "B" } output_map { key: "OUT" value: "OUT" } }`),
+      cycle_b: brokenConfig("cycle_b", `{ model_name: "cycle_a" input_map { key: "A" value: "A" } input_map { key: "B" value: "B" } output_map { key: "OUT" value: "OUT" } }`),
       bad_input_name: brokenConfig("bad_input_name", step([["NOPE", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]])),
       bad_datatype: brokenConfig("bad_datatype", step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]])).replace('{ name: "A" data_type: TYPE_INT32', '{ name: "A" data_type: TYPE_FP32'),
       bad_unwritten: brokenConfig("bad_unwritten", step([["INPUT0", "A"], ["INPUT1", "B"]], [["OUTPUT0", "OUT"]]),
@@ -152,6 +155,15 @@ describe("ensembles", () => {
     assert.match(reason("bad_twice_written"), /ensemble 'bad_twice_written': tensor 'OUT' is written by both step 0 \('simple'\) and step 1 \('simple'\)/);
     assert.match(reason("bad_unwritten"), /ensemble 'bad_unwritten': output 'NEVER' is not written by any step/);
     for (const m of ["bad_source", "bad_cycle", "bad_twice_written", "bad_unwritten"]) assert.equal(index.find((e) => e.name === m)?.state, "UNAVAILABLE");
+  });
+
+  it("refuses an ensemble that is its own step, or two that are each other's, instead of waiting on itself", async () => {
+    const index = (await postJson(`${s.url}/v2/repository/index`, {})).json as { name: string; state: string; reason: string }[];
+    const reason = (m: string) => index.find((e) => e.name === m)?.reason ?? "";
+    assert.match(reason("bad_self"), /ensemble 'bad_self': step 0 \('bad_self'\) is the ensemble itself/);
+    assert.ok(/must not form a cycle/.test(reason("cycle_a")) || /must not form a cycle/.test(reason("cycle_b")), `${reason("cycle_a")} / ${reason("cycle_b")}`);
+    assert.notEqual(index.find((e) => e.name === "cycle_a")?.state, "READY");
+    assert.notEqual(index.find((e) => e.name === "cycle_b")?.state, "READY");
   });
 
   it("reports platform 'ensemble' in its metadata", async () => {

@@ -137,6 +137,10 @@ describe("js backend", () => {
       input [ { name: "INPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "INPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]
       output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ -1 ] }, { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 2 ] } ]`);
     await writeModel(repo, "bls_js", BLS_CONFIG, BLS_MODEL);
+    await writeModel(repo, "slow_js", addConfig("slow_js", `parameters { key: "execute_timeout_ms" value: { string_value: "500" } }`),
+      `export default { async execute(requests) { await new Promise((r) => setTimeout(r, 300)); return requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0.shape, data: r.inputs.INPUT0.data } } })); } };`);
+    // Waits 300 ms, then calls add_js: the call happens while the server drains.
+    await writeModel(repo, "slow_bls_js", BLS_CONFIG.replace('"bls_js"', '"slow_bls_js"'), BLS_MODEL.replace("async execute(requests) {", "async execute(requests) {\n    await new Promise((r) => setTimeout(r, 300));"));
     // model.ts and model.mjs are found without default_model_filename.
     for (const [name, file, code] of [
       ["typed_ts", "model.ts", `import { EOL } from "node:os";
@@ -276,6 +280,25 @@ export default class {
     const mjs = await postJson(`${s.url}/v2/models/plain_mjs/infer`, addBody([1, 2, 3, 4], [0, 0, 0, 0]));
     assert.equal(mjs.status, 200, JSON.stringify(mjs.json));
     assert.deepEqual(mjs.json.outputs[0].data, [-1, -2, -3, -4]);
+  });
+
+  it("counts execute_timeout_ms from when a batch starts, not while it waits behind others", async () => {
+    // 4 batches of 300 ms on one instance, timeout 500 ms: the last ends 1.2 s after it was sent.
+    const answers = await Promise.all([1, 2, 3, 4].map((k) => postJson(`${s.url}/v2/models/slow_js/infer`, addBody([k, 0, 0, 0], [0, 0, 0, 0]))));
+    for (const [i, r] of answers.entries()) {
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.outputs[0].data[0], i + 1);
+    }
+  });
+
+  it("lets an ensemble step and a BLS call in flight finish while the server drains for shutdown", async () => {
+    const pending = postJson(`${s.url}/v2/models/slow_bls_js/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [1] }] });
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = s.close();
+    const r = await pending;
+    await closing;
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
 
   it("runs finalize when the model is unloaded", async () => {

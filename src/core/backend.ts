@@ -40,6 +40,8 @@ export interface BackendModelContext {
    * (Triton's BLS): for models that call other models.
    */
   infer?: (request: InferenceRequest) => Promise<InferenceResponse>;
+  /** The same for a decoupled model: each response as it comes, the last with `final`. */
+  stream?: (request: InferenceRequest, onResponse: (response: InferenceResponse | Error | undefined, final: boolean) => void) => Promise<void>;
 }
 
 /** A loaded model version, before and after its instances exist. */

@@ -103,6 +103,17 @@ export class InferenceServer {
   private live = false;
   private stopping = false;
   private inflight = 0;
+  /** Ensemble → the step models its load waits for now (to refuse a cycle rather than wait on it). */
+  private readonly ensembleWaits = new Map<string, Set<string>>();
+
+  /** Whether `from`'s load waits, through ensembles' step models, on `to` (or is `to`). */
+  private waitsFor(from: string, to: string, seen = new Set<string>()): boolean {
+    if (from === to) return true;
+    if (seen.has(from)) return false;
+    seen.add(from);
+    for (const next of this.ensembleWaits.get(from) ?? []) if (this.waitsFor(next, to, seen)) return true;
+    return false;
+  }
   /** Trace and verbose-request observers of this server's request events. */
   private readonly tracer: TraceManager;
   private readonly requestLog: RequestLog;
@@ -125,9 +136,19 @@ export class InferenceServer {
       defaultMaxBatchSize: Number(backendConfig["*"]?.["default-max-batch-size"] ?? 4),
       backendConfig,
       logger: this.logger,
-      infer: (request) => this.infer(request),
-      dependency: async (name, version) => {
-        await this.repository.ensureLoaded(name);
+      infer: (request) => this.inferInside(request),
+      stream: (request, onResponse) => this.streamInside(request, onResponse),
+      dependency: async (name, version, ensemble) => {
+        // An ensemble that reaches itself through its steps would wait on its own load.
+        if (this.waitsFor(name, ensemble)) throw invalidArg(`ensemble '${ensemble}' reaches itself again through step model '${name}': ensembles must not form a cycle`);
+        const edges = this.ensembleWaits.get(ensemble) ?? new Set<string>();
+        this.ensembleWaits.set(ensemble, edges.add(name));
+        try {
+          await this.repository.ensureLoaded(name);
+        } finally {
+          edges.delete(name);
+          if (edges.size === 0) this.ensembleWaits.delete(ensemble);
+        }
         return this.repository.getModel(name, version).spec;
       },
     };
@@ -230,6 +251,10 @@ export class InferenceServer {
    */
   async stream(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
     if (this.stopping) throw unavailable("Server is shutting down; no new inference requests are accepted");
+    return this.streamInside(req, onResponse);
+  }
+
+  private async streamInside(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
     this.inflight++;
     try {
       if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);
@@ -244,6 +269,14 @@ export class InferenceServer {
   /** Runs one inference request. Errors are TritonErrors with Triton's codes and messages. */
   async infer(req: InferenceRequest): Promise<InferenceResponse> {
     if (this.stopping) throw unavailable("Server is shutting down; no new inference requests are accepted");
+    return this.inferInside(req);
+  }
+
+  /**
+   * A request made by a model of this server (an ensemble step, a BLS call):
+   * part of a request already accepted, so it runs while shutdown drains.
+   */
+  private async inferInside(req: InferenceRequest): Promise<InferenceResponse> {
     this.inflight++;
     try {
       if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);

@@ -86,7 +86,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     streaming.get(p.call)?.[p.index]?.respond?.(p.result, p.final);
   };
   const start = async () => {
-    const bls = ctx.infer ? blsPort(ctx.infer) : undefined;
+    const bls = ctx.infer ? blsPort(ctx.infer, ctx.stream) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
       url: WORKER_URL,
       init: { ...init, bls },
@@ -111,9 +111,23 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
  * runs as a client's request would (validation, scheduling, statistics).
  * The main thread's end never keeps the process alive, and closes with the worker.
  */
-function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>): MessagePort {
+function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, stream: BackendModelContext["stream"]): MessagePort {
   const { port1, port2 } = new MessageChannel();
   port1.on("message", (call: BlsCall) => {
+    if (call.stream) {
+      const post = (a: BlsAnswer) => port1.postMessage(a);
+      if (!stream) return post({ id: call.id, error: { code: "UNSUPPORTED", message: "this server cannot stream to models" }, final: true });
+      let ended = false;
+      stream(call.request, (r, final) => {
+        ended ||= final;
+        if (r instanceof Error) post({ id: call.id, error: asTritonError(r).toJSON(), final });
+        else post({ id: call.id, outputs: r?.outputs, final });
+      }).then(
+        () => ended || post({ id: call.id, final: true }),
+        (e: unknown) => post({ id: call.id, error: asTritonError(e).toJSON(), final: true }),
+      );
+      return;
+    }
     infer(call.request).then(
       (response) => port1.postMessage({ id: call.id, outputs: response.outputs } satisfies BlsAnswer),
       (e: unknown) => port1.postMessage({ id: call.id, error: asTritonError(e).toJSON() } satisfies BlsAnswer),
@@ -138,6 +152,8 @@ type Thread = InstanceThread<ToJsWorker, FromJsWorker>;
 class JsInstance implements BackendInstance {
   private readonly thread: Replaceable<Thread>;
   private readonly batches = new AcceptedBatches();
+  /** Batches sent to the worker, in order; the first is the one it runs, whose time is counted. */
+  private readonly running: { arm: () => void }[] = [];
 
   constructor(
     readonly name: string,
@@ -162,14 +178,21 @@ class JsInstance implements BackendInstance {
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
     const thread = await this.thread.live();
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
-        this.warn(e.message);
-        void thread.abandon(e);
-        reject(e);
-      }, this.timeoutMs);
-    });
+    let fail: (e: TritonError) => void = () => {};
+    const timedOut = new Promise<never>((_, reject) => (fail = reject));
+    // The worker runs its batches in order: a batch's time starts when the one before it ends, not while it waits.
+    const entry = {
+      arm: () => {
+        timer = setTimeout(() => {
+          const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
+          this.warn(e.message);
+          void thread.abandon(e);
+          fail(e);
+        }, this.timeoutMs);
+      },
+    };
+    this.running.push(entry);
+    if (this.running[0] === entry) entry.arm();
     const call = thread.send({ type: "execute", requests });
     this.streaming?.set(call.id, requests);
     try {
@@ -181,6 +204,9 @@ class JsInstance implements BackendInstance {
     } finally {
       clearTimeout(timer);
       this.streaming?.delete(call.id);
+      const i = this.running.indexOf(entry);
+      this.running.splice(i, 1);
+      if (i === 0) this.running[0]?.arm();
     }
   }
 

@@ -61,36 +61,54 @@ async function load(): Promise<TritiumModel> {
 }
 
 /** BLS: requests to other models go to the main thread on their own port, answered by id. */
-const blsWaiting = new Map<number, { resolve: (t: Tensor[]) => void; reject: (e: Error) => void }>();
+const blsWaiting = new Map<number, (answer: BlsAnswer) => void>();
 let blsNextId = 0;
-init.bls?.on("message", (answer: BlsAnswer) => {
-  const w = blsWaiting.get(answer.id);
-  blsWaiting.delete(answer.id);
-  if (!w) return;
-  if ("error" in answer) w.reject(new TritonError(answer.error.code, answer.error.message));
-  else w.resolve(answer.outputs);
-});
+init.bls?.on("message", (answer: BlsAnswer) => blsWaiting.get(answer.id)?.(answer));
+
+function blsCall(request: BlsRequest, stream: boolean, onAnswer: (answer: BlsAnswer) => void): void {
+  if (!init.bls) throw new Error("this model cannot call other models");
+  const inputs = request.inputs.map((i) => toTensor(i.name, { datatype: i.datatype, shape: i.shape, data: i.data }));
+  const call: BlsCall = {
+    id: blsNextId++,
+    stream,
+    request: { model_name: request.model_name, model_version: request.model_version, inputs, outputs: request.outputs?.map((name) => ({ name })) },
+  };
+  blsWaiting.set(call.id, (answer) => {
+    if (!stream || answer.final) blsWaiting.delete(call.id);
+    onAnswer(answer);
+  });
+  init.bls.postMessage(call);
+}
+
+const byName = (outputs: Tensor[] | undefined): Record<string, ModelTensor> => {
+  const out: Record<string, ModelTensor> = {};
+  for (const t of outputs ?? []) out[t.name] = toModelTensor(t);
+  return out;
+};
 
 const services: ModelServices = {
-  async infer(request: BlsRequest): Promise<Record<string, ModelTensor>> {
-    if (!init.bls) throw new Error("this model cannot call other models");
-    const inputs = request.inputs.map((i) => toTensor(i.name, { datatype: i.datatype, shape: i.shape, data: i.data }));
-    const call: BlsCall = {
-      id: blsNextId++,
-      request: {
-        model_name: request.model_name,
-        model_version: request.model_version,
-        inputs,
-        outputs: request.outputs?.map((name) => ({ name })),
-      },
-    };
-    const outputs = await new Promise<Tensor[]>((resolve, reject) => {
-      blsWaiting.set(call.id, { resolve, reject });
-      init.bls!.postMessage(call);
+  infer(request: BlsRequest): Promise<Record<string, ModelTensor>> {
+    return new Promise((resolve, reject) => {
+      blsCall(request, false, (answer) => {
+        if ("error" in answer) reject(new TritonError(answer.error.code, answer.error.message));
+        else resolve(byName(answer.outputs));
+      });
     });
-    const byName: Record<string, ModelTensor> = {};
-    for (const t of outputs) byName[t.name] = toModelTensor(t);
-    return byName;
+  },
+  async *stream(request: BlsRequest): AsyncIterable<Record<string, ModelTensor>> {
+    const queue: BlsAnswer[] = [];
+    let wake: (() => void) | undefined;
+    blsCall(request, true, (answer) => {
+      queue.push(answer);
+      wake?.();
+    });
+    for (;;) {
+      while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      const answer = queue.shift()!;
+      if ("error" in answer) throw new TritonError(answer.error.code, answer.error.message);
+      if (answer.outputs) yield byName(answer.outputs);
+      if (answer.final) return;
+    }
   },
 };
 

@@ -108,6 +108,11 @@ export interface ModelServices {
    * by name; rejects with the server's error (`message` as a client would see it).
    */
   infer(request: BlsRequest): Promise<Record<string, ModelTensor>>;
+  /**
+   * Runs a request on a decoupled model of this server and yields each of its
+   * responses' outputs as they come; throws the first error response.
+   */
+  stream(request: BlsRequest): AsyncIterable<Record<string, ModelTensor>>;
 }
 
 /** A model for the `js` backend. */

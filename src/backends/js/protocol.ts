@@ -27,8 +27,9 @@ export interface JsWorkerInit {
 }
 
 /** A BLS request from a model, and the main thread's answer to it, on the `bls` port. */
-export type BlsCall = { id: number; request: InferenceRequest };
-export type BlsAnswer = { id: number; outputs: Tensor[] } | { id: number; error: SerializedError };
+export type BlsCall = { id: number; request: InferenceRequest; stream?: boolean };
+/** One answer; a streamed call gets one per response and ends with `final` (with or without outputs). */
+export type BlsAnswer = { id: number; outputs?: Tensor[]; final?: boolean } | { id: number; error: SerializedError; final?: boolean };
 
 export type ToJsWorker = ExecuteMessage | { type: "close"; id: number };
 

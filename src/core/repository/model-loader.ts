@@ -13,7 +13,7 @@ import {
   type ModelQueuePolicy,
   type ModelConfig,
 } from "../../gen/inference/model_config_pb.js";
-import type { Backend, BackendInstance, BackendModel } from "../backend.js";
+import type { Backend, BackendModelContext, BackendInstance, BackendModel } from "../backend.js";
 import { DynamicBatcher } from "../scheduling/dynamic-batcher.js";
 import { TritonError, asTritonError, invalidArg } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
@@ -41,8 +41,10 @@ export interface LoaderOptions {
   responseCache?: ResponseCache;
   /** The server's own inference, for models that call other models (BLS). */
   infer?: (request: InferenceRequest) => Promise<InferenceResponse>;
+  /** The server's streaming inference, for models that call decoupled models. */
+  stream?: BackendModelContext["stream"];
   /** An ensemble's step model, loaded first when it is not (Triton loads an ensemble's dependencies). */
-  dependency?: (name: string, version: string | undefined) => Promise<ModelSpec>;
+  dependency?: (name: string, version: string | undefined, ensemble: string) => Promise<ModelSpec>;
 }
 
 /** A backend may state how many CPU instances a model gets by default. */
@@ -126,7 +128,7 @@ async function loadEnsemble(dir: string, config: ModelConfig, version: number, o
   if (!options.infer) throw invalidArg(`ensemble '${config.name}' cannot run: this server gives models no way to call other models`);
   validateModelConfig(config, config.name);
   const plan = planEnsemble(config);
-  if (options.dependency) await checkSteps(config, plan, options.dependency);
+  if (options.dependency) await checkSteps(config, plan, (model, v) => options.dependency!(model, v, config.name));
   const spec = await buildModelSpec(config, dir);
   const scheduler = new EnsembleScheduler(config.name, plan, options.infer);
   const none: BackendModel = { createInstance: () => Promise.reject(new Error("an ensemble has no instances")), release: async () => undefined };
@@ -162,6 +164,7 @@ export async function loadModelVersion(
     backendConfig: options.backendConfig[backend.name] ?? {},
     logger: options.logger,
     infer: options.infer,
+    stream: options.stream,
   });
   const instances: BackendInstance[] = [];
   try {
@@ -172,6 +175,9 @@ export async function loadModelVersion(
     // Triton's AutoCompleteBackendFields names the backend's default file.
     if (!config.defaultModelFilename) config.defaultModelFilename = backend.defaultModelFilename;
     validateModelConfig(config, name);
+    if (config.modelTransactionPolicy?.decoupled && config.schedulingChoice.case === "sequenceBatching") {
+      throw invalidArg(`model '${name}': a decoupled model cannot use sequence_batching in Tritium yet (its responses would not reach the client)`);
+    }
     reportIgnoredFields(config, options.logger);
     const spec = await buildModelSpec(config, dir);
     for (const [gi, group] of config.instanceGroup.entries()) {

@@ -121,7 +121,14 @@ export class ModelVersion {
       const prepared = prepareRequest(this.spec, req);
       const n = prepared.batchSize;
       // The caller's callback runs inside the backend's message handling: it must not throw there.
+      let finalSeen = false;
+      let reachedFinal: () => void = () => {};
+      const finalReached = new Promise<void>((resolve) => (reachedFinal = resolve));
       const deliver = (response: InferenceResponse | TritonError | undefined, final: boolean) => {
+        if (final) {
+          finalSeen = true;
+          reachedFinal();
+        }
         try {
           onResponse(response, final);
         } catch (e) {
@@ -140,16 +147,21 @@ export class ModelVersion {
         deliver(this.response(req, outputs), final);
       };
       const queueStart = process.hrtime.bigint();
-      const outcome = await this.scheduler.enqueue(prepared, req.signal, schedulingParams(req));
-      if ("error" in outcome) {
-        this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
-        throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
-      }
-      if (outcome.result.error) {
-        this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, "BACKEND");
-        throw new TritonError(outcome.result.error.code, requestIdPrefix(req.id) + outcome.result.error.message);
-      }
-      this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, undefined);
+      // The batch may outlive this request (a batch-mate still streaming): the request ends at its own final
+      // response, and a failure of the batch after it is not this request's.
+      const settled = this.scheduler.enqueue(prepared, req.signal, schedulingParams(req)).then((outcome) => {
+        if ("error" in outcome && !finalSeen) {
+          this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
+          throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
+        }
+        if ("result" in outcome && outcome.result.error && !finalSeen) {
+          this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, "BACKEND");
+          throw new TritonError(outcome.result.error.code, requestIdPrefix(req.id) + outcome.result.error.message);
+        }
+        this.finished(req, start, queueStart, n, outcome.queueNs, "result" in outcome ? outcome.timings : undefined, undefined);
+      });
+      settled.catch(() => undefined);
+      await Promise.race([finalReached, settled]);
     } finally {
       this.inflight--;
     }

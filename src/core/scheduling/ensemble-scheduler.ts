@@ -43,6 +43,7 @@ export function planEnsemble(config: ModelConfig): Step[] {
   const producer = new Map<string, number>();
   for (const [i, s] of steps.entries()) {
     if (!s.modelName) throw invalidArg(`ensemble '${name}': step ${i} has no 'model_name'`);
+    if (s.modelName === name) throw invalidArg(`ensemble '${name}': ${stepName(s, i)} is the ensemble itself`);
     if (Object.keys(s.inputMap).length === 0) throw invalidArg(`ensemble '${name}': ${stepName(s, i)} has an empty 'input_map'`);
     if (Object.keys(s.outputMap).length === 0) throw invalidArg(`ensemble '${name}': ${stepName(s, i)} has an empty 'output_map'`);
     for (const tensor of Object.values(s.outputMap)) {
@@ -166,6 +167,7 @@ export class EnsembleScheduler implements RequestScheduler {
     let active = 0;
     return new Promise<Tensor[]>((resolve, reject) => {
       let failed = false;
+      let firstError: unknown;
       const startReady = () => {
         for (const step of [...waiting]) {
           if (!step.inputs.every(([, t]) => tensors.has(t))) continue;
@@ -180,7 +182,10 @@ export class EnsembleScheduler implements RequestScheduler {
           }).then(
             (response) => {
               active--;
-              if (failed) return;
+              if (failed) {
+                if (active === 0) reject(firstError);
+                return;
+              }
               for (const [output, t] of step.outputs) {
                 const produced = response.outputs.find((o) => o.name === output);
                 if (produced) tensors.set(t, { ...produced, name: t });
@@ -189,9 +194,10 @@ export class EnsembleScheduler implements RequestScheduler {
             },
             (e: unknown) => {
               active--;
-              if (failed) return;
+              // The first error is the answer, given once every step in flight has ended.
+              if (!failed) firstError = e;
               failed = true;
-              reject(e);
+              if (active === 0) reject(firstError);
             },
           );
         }

@@ -111,13 +111,16 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
     });
   });
   /** An error for one request, as a stream response (or, with triton_grpc_error, the end of the stream). */
-  const writeError = async (msg: ModelInferRequest, error: unknown) => {
+  const writeError = async (msg: ModelInferRequest, error: unknown, final?: boolean) => {
     if (grpcErrorMode) {
       abortAll();
       finish(error);
       return;
     }
-    await write(create(ModelStreamInferResponseSchema, { errorMessage: asTritonError(error).message, inferResponse: create(ModelInferResponseSchema, { id: msg.id }) }));
+    // A decoupled model's error says whether it ends its request, as its responses do.
+    const parameters: Record<string, ReturnType<typeof create<typeof InferParameterSchema>>> = {};
+    if (final !== undefined) parameters.triton_final_response = create(InferParameterSchema, { parameterChoice: { case: "boolParam", value: final } });
+    await write(create(ModelStreamInferResponseSchema, { errorMessage: asTritonError(error).message, inferResponse: create(ModelInferResponseSchema, { id: msg.id, parameters }) }));
   };
 
   /**
@@ -134,7 +137,7 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
       await core.stream(decoded.request, (response, final) => {
         const flag = { triton_final_response: create(InferParameterSchema, { parameterChoice: { case: "boolParam", value: final } }) };
         if (response instanceof Error) {
-          writeChain = writeChain.then(() => writeError(msg, response));
+          writeChain = writeChain.then(() => writeError(msg, response, final));
         } else if (response) {
           const encoded = encodeInferResponse(response, decoded.typedInput, outputContents);
           Object.assign(encoded.parameters, flag);
@@ -145,7 +148,7 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
         }
       });
     } catch (error) {
-      writeChain = writeChain.then(() => writeError(msg, error));
+      writeChain = writeChain.then(() => writeError(msg, error, true));
     }
   };
 

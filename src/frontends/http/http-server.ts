@@ -44,6 +44,9 @@ export interface HttpFrontendOptions {
   maxInputSize?: number;
 }
 
+/** Bytes of server-sent events a client may leave unread before its stream is cut. */
+const MAX_UNREAD_EVENT_BYTES = 16 * 1024 * 1024;
+
 /**
  * KServe v2 HTTP/REST with Triton's extensions. It only translates: every
  * answer comes from the {@link InferenceServer} facade, as gRPC's does.
@@ -245,8 +248,14 @@ export class HttpFrontend {
     request.signal = abort;
     try {
       await this.core.stream(request, (r) => {
-        if (r === undefined) return;
+        if (r === undefined || res.destroyed) return;
         start();
+        // A client that does not read must not make the server hold its events without bound.
+        if (res.writableLength > MAX_UNREAD_EVENT_BYTES) {
+          abort.abort();
+          res.destroy();
+          return;
+        }
         res.write(`data: ${r instanceof Error ? JSON.stringify({ error: r.message }) : encode(r)}\n\n`);
       });
     } catch (e) {
@@ -255,6 +264,7 @@ export class HttpFrontend {
     } finally {
       res.off("close", onClose);
     }
+    if (res.destroyed) return;
     start();
     res.end();
   }

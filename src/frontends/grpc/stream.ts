@@ -40,6 +40,8 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
   };
   const grpcErrorMode = String(call.metadata.get("triton_grpc_error")[0] ?? "").toLowerCase() === "true";
   let writeChain: Promise<void> = Promise.resolve();
+  /** Decoupled responses go out as they come, not behind earlier requests' answers. */
+  let decoupledChain: Promise<void> = Promise.resolve();
   let pending = 0;
   let readDone = false;
   let finished = false;
@@ -81,7 +83,7 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
     if (isDecoupled(core, msg)) {
       streamDecoupled(msg, abort).finally(() => {
         inflight.delete(abort);
-        writeChain = writeChain.then(() => {
+        writeChain = Promise.all([writeChain, decoupledChain]).then(() => {
           if (--pending === MAX_PENDING >> 1) call.resume();
           maybeEnd();
         });
@@ -137,18 +139,18 @@ export function handleModelStreamInfer(core: InferenceServer, outputContents: Ou
       await core.stream(decoded.request, (response, final) => {
         const flag = { triton_final_response: create(InferParameterSchema, { parameterChoice: { case: "boolParam", value: final } }) };
         if (response instanceof Error) {
-          writeChain = writeChain.then(() => writeError(msg, response, final));
+          decoupledChain = decoupledChain.then(() => writeError(msg, response, final));
         } else if (response) {
           const encoded = encodeInferResponse(response, decoded.typedInput, outputContents);
           Object.assign(encoded.parameters, flag);
-          writeChain = writeChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: encoded })));
+          decoupledChain = decoupledChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: encoded })));
         } else if (final && emptyFinal) {
           const empty = create(ModelInferResponseSchema, { id: msg.id, modelName: msg.modelName, modelVersion: msg.modelVersion, parameters: flag });
-          writeChain = writeChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: empty })));
+          decoupledChain = decoupledChain.then(() => write(create(ModelStreamInferResponseSchema, { inferResponse: empty })));
         }
       });
     } catch (error) {
-      writeChain = writeChain.then(() => writeError(msg, error, true));
+      decoupledChain = decoupledChain.then(() => writeError(msg, error, true));
     }
   };
 

@@ -76,6 +76,30 @@ export default {
 };`],
 };
 
+/** Sends a tick every 20 ms, up to 100, and stops early when its client has gone; writes how many it sent. */
+const TICKER = [`
+name: "ticker"
+backend: "js"
+max_batch_size: 0
+model_transaction_policy { decoupled: true }
+input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
+output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
+import { writeFileSync } from "node:fs";
+export default {
+  async execute(requests) {
+    for (const r of requests) {
+      let sent = 0;
+      while (sent < 100 && !r.isCancelled()) {
+        r.sender.send({ outputs: { text_output: { shape: [1], data: ["tick " + sent] } } });
+        sent++;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      writeFileSync(r.inputs.text_input.data[0], String(sent));
+      r.sender.send(undefined, { final: true });
+    }
+  },
+};`];
+
 /** A model that streams countdown through BLS and sums what it gets. */
 const BLS_STREAM = [`
 name: "sum_countdown"
@@ -143,7 +167,7 @@ describe("decoupled models", () => {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
     }
-    for (const [name, [config, code]] of Object.entries({ ...TEXT, sum_countdown: BLS_STREAM })) {
+    for (const [name, [config, code]] of Object.entries({ ...TEXT, sum_countdown: BLS_STREAM, ticker: TICKER })) {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
       await fs.writeFile(path.join(repo, name, "1", "model.js"), code);
@@ -285,4 +309,18 @@ describe("decoupled models", () => {
     assert.equal(bad.status, 500);
     assert.match(bad.json.error, /countdown failed: .*broke after one response/);
   });
+
+  it("tells a running decoupled model that its client has gone, so it can stop early", async () => {
+    const marker = path.join(repo, "ticks.txt");
+    const abort = new AbortController();
+    const res = await fetch(`${s.url}/v2/models/ticker/generate_stream`, { method: "POST", body: JSON.stringify({ text_input: marker }), signal: abort.signal });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("tick 2")) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    for (let i = 0; i < 100 && !(await fs.stat(marker).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 20));
+    const sent = Number(await fs.readFile(marker, "utf8"));
+    assert.ok(sent >= 3 && sent < 50, `the model stopped after ${sent} ticks`);
+  });
 });
+

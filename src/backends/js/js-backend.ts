@@ -20,7 +20,7 @@ import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
 import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
-import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
+import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
 const WORKER_URL = new URL("./js-worker.js", import.meta.url);
@@ -86,11 +86,11 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     streaming.get(p.call)?.[p.index]?.respond?.(p.result, p.final);
   };
   const start = async () => {
-    const bls = ctx.infer ? blsPort(ctx.infer, ctx.stream) : undefined;
+    const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
       url: WORKER_URL,
-      init: { ...init, bls },
-      transferList: bls ? [bls] : [],
+      init: { ...init, bls: ports?.worker },
+      transferList: ports ? [ports.worker] : [],
       label,
       kind: "js model worker",
       onOther,
@@ -101,9 +101,13 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
       await thread.terminate();
       throw e;
     }
+    if (ports) mainPorts.set(thread, ports.main);
     return thread;
   };
-  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg), decoupled ? streaming : undefined);
+  /** Each thread's port for notices from the main thread (cancellations). */
+  const mainPorts = new WeakMap<Thread, MessagePort>();
+  const cancel = (thread: Thread, call: number, index: number) => mainPorts.get(thread)?.postMessage({ cancel: call, index } satisfies CancelNotice);
+  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg), cancel, decoupled ? streaming : undefined);
 }
 
 /**
@@ -111,7 +115,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
  * runs as a client's request would (validation, scheduling, statistics).
  * The main thread's end never keeps the process alive, and closes with the worker.
  */
-function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, stream: BackendModelContext["stream"]): MessagePort {
+function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, stream: BackendModelContext["stream"]): { worker: MessagePort; main: MessagePort } {
   const { port1, port2 } = new MessageChannel();
   port1.on("message", (call: BlsCall) => {
     if (call.stream) {
@@ -134,7 +138,7 @@ function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, str
     );
   });
   port1.unref();
-  return port2;
+  return { worker: port2, main: port1 };
 }
 
 /** `execute_timeout_ms`: how long one batch may run before its requests fail and the thread is replaced. */
@@ -162,6 +166,8 @@ class JsInstance implements BackendInstance {
     start: () => Promise<Thread>,
     private readonly timeoutMs: number,
     private readonly warn: (msg: string) => void,
+    /** Tells a thread that a request of a batch it holds has been cancelled by its client. */
+    private readonly cancel: (thread: Thread, call: number, index: number) => void,
     /** Decoupled models: the batches whose responses are still coming, by call id. */
     private readonly streaming?: Map<number, BatchRequest[]>,
   ) {
@@ -195,6 +201,13 @@ class JsInstance implements BackendInstance {
     if (this.running[0] === entry) entry.arm();
     const call = thread.send({ type: "execute", requests });
     this.streaming?.set(call.id, requests);
+    // A client that goes away while its request runs: the model can see it (isCancelled) and stop.
+    const listeners = requests.map((r, k) => {
+      if (!r.signal) return undefined;
+      const onAbort = () => this.cancel(thread, call.id, k);
+      r.signal.addEventListener("abort", onAbort, { once: true });
+      return onAbort;
+    });
     try {
       const reply = await Promise.race([call.reply, timedOut]);
       // A decoupled batch is done once its responses have all been delivered.
@@ -204,6 +217,7 @@ class JsInstance implements BackendInstance {
     } finally {
       clearTimeout(timer);
       this.streaming?.delete(call.id);
+      for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
       const i = this.running.indexOf(entry);
       this.running.splice(i, 1);
       if (i === 0) this.running[0]?.arm();

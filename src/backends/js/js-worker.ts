@@ -14,7 +14,7 @@ import { makeTensor, tensorValues, type TensorValues } from "../../core/tensors/
 import { WorkerEnd, type ExecuteMessage } from "../worker-channel/channel.js";
 import { READY_ID } from "../worker-channel/replies.js";
 import type { BlsRequest, ModelOutput, ModelRequest, ModelServices, ModelTensor, TritiumModel } from "./model-api.js";
-import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, ToJsWorker } from "./protocol.js";
+import type { BlsAnswer, BlsCall, FromJsWorker, JsWorkerInit, MainToWorker, ToJsWorker } from "./protocol.js";
 
 if (!parentPort) throw new Error("js-worker.js must run in a worker thread");
 const port = parentPort;
@@ -63,7 +63,20 @@ async function load(): Promise<TritiumModel> {
 /** BLS: requests to other models go to the main thread on their own port, answered by id. */
 const blsWaiting = new Map<number, (answer: BlsAnswer) => void>();
 let blsNextId = 0;
-init.bls?.on("message", (answer: BlsAnswer) => blsWaiting.get(answer.id)?.(answer));
+/** Batch call id → its requests whose clients have gone (notices may come before the batch starts). */
+const cancelled = new Map<number, Set<number>>();
+const cancelledIn = (call: number) => {
+  let set = cancelled.get(call);
+  if (!set) cancelled.set(call, (set = new Set()));
+  return set;
+};
+/** Batches run in the order of their ids: a notice for one at or before this has come too late. */
+let lastDone = -1;
+init.bls?.on("message", (msg: MainToWorker) => {
+  if ("cancel" in msg) {
+    if (msg.cancel > lastDone) cancelledIn(msg.cancel).add(msg.index);
+  } else blsWaiting.get(msg.id)?.(msg);
+});
 
 function blsCall(request: BlsRequest, stream: boolean, onAnswer: (answer: BlsAnswer) => void): void {
   if (!init.bls) throw new Error("this model cannot call other models");
@@ -140,8 +153,13 @@ const channel: WorkerEnd<ToJsWorker, FromJsWorker> = new WorkerEnd(port, init.ch
     port.close();
     return;
   }
-  if (init.decoupled) await executeDecoupled(msg as ExecuteMessage);
-  else await execute(msg as ExecuteMessage);
+  try {
+    if (init.decoupled) await executeDecoupled(msg as ExecuteMessage);
+    else await execute(msg as ExecuteMessage);
+  } finally {
+    cancelled.delete(msg.id);
+    lastDone = Math.max(lastDone, msg.id);
+  }
 });
 
 /**
@@ -163,7 +181,7 @@ async function executeDecoupled(msg: ExecuteMessage): Promise<void> {
     }
   };
   const requests = msg.requests.map((r, k): ModelRequest => ({
-    ...toModelRequest(r),
+    ...toModelRequest(r, msg.id, k),
     sender: {
       send(response, options) {
         if (closed[k]) throw new Error(`request ${k} has already sent its final response`);
@@ -192,7 +210,7 @@ async function execute(msg: ExecuteMessage): Promise<void> {
   let t2 = t0;
   try {
     if (!model) throw new Error("the model is not loaded");
-    const requests = msg.requests.map(toModelRequest);
+    const requests = msg.requests.map((r, k) => toModelRequest(r, msg.id, k));
     t1 = process.hrtime.bigint();
     const responses = await model.execute(requests);
     t2 = process.hrtime.bigint();
@@ -220,10 +238,10 @@ function toModelTensor(t: Tensor): ModelTensor {
   return mt;
 }
 
-function toModelRequest(r: BatchRequest): ModelRequest {
+function toModelRequest(r: BatchRequest, call: number, index: number): ModelRequest {
   const inputs: Record<string, ModelTensor> = {};
   for (const t of r.inputs) inputs[t.name] = toModelTensor(t);
-  return { inputs, requestedOutputs: r.outputNames };
+  return { inputs, requestedOutputs: r.outputNames, isCancelled: () => cancelled.get(call)?.has(index) ?? false };
 }
 
 /** A model's response as core carries it; only the outputs the request asked for (a decoupled response may carry fewer). */

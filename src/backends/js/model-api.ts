@@ -49,6 +49,8 @@ export interface ModelRequest {
    * sent its final flag (or `execute` throws).
    */
   sender?: ResponseSender;
+  /** Whether the client has gone away (Triton's `is_cancelled()`): a long-running model may stop early. */
+  isCancelled(): boolean;
 }
 
 /** Sends a decoupled model's responses to one request. */

@@ -28,8 +28,11 @@ export interface JsWorkerInit {
 
 /** A BLS request from a model, and the main thread's answer to it, on the `bls` port. */
 export type BlsCall = { id: number; request: InferenceRequest; stream?: boolean };
+/** Main → worker on the same port: request `index` of batch `call` has been cancelled by its client. */
+export type CancelNotice = { cancel: number; index: number };
 /** One answer; a streamed call gets one per response and ends with `final` (with or without outputs). */
 export type BlsAnswer = { id: number; outputs?: Tensor[]; final?: boolean } | { id: number; error: SerializedError; final?: boolean };
+export type MainToWorker = BlsAnswer | CancelNotice;
 
 export type ToJsWorker = ExecuteMessage | { type: "close"; id: number };
 

@@ -50,6 +50,8 @@ export interface BatchRequest {
    * the main thread: never sent to a worker.
    */
   respond?: (part: ExecutionResult | undefined, final: boolean) => void;
+  /** The client's cancellation, for a backend that can tell a running model (main thread only). */
+  signal?: CancelSignal;
 }
 
 /** What a backend instance returns for one request of a batch. */

@@ -9,10 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
-import type { ModelStreamInferResponse } from "../src/gen/inference/grpc_service_pb.js";
 import { makeTensor, tensorValues, type InferenceResponse, type TritonError } from "../src/index.js";
 import { S } from "./grpc-simple.js";
-import { GrpcTestClient, grpcError, postJson, startGrpcServer, type GrpcTestServer } from "./helpers.js";
+import { GrpcTestClient, collectResponses, grpcError, postJson, startGrpcServer, type GrpcTestServer } from "./helpers.js";
 
 /** N = n: n responses OUT = n, n-1, ..., 1, 5 ms apart, then a final flag alone; N = -1: one response, then a throw. */
 const COUNTDOWN = `
@@ -194,18 +193,13 @@ describe("decoupled models", () => {
 
   it("streams over ModelStreamInfer with triton_final_response, the empty final only when asked for", async () => {
     const stream = c.stream(S.modelStreamInfer);
-    const responses: ModelStreamInferResponse[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on("data", (r: ModelStreamInferResponse) => responses.push(r));
-      stream.on("end", resolve);
-      stream.on("error", reject);
-    });
+    const done = collectResponses(stream);
     const input = (v: number) => ({ inputs: [{ name: "N", datatype: "INT32", shape: [1n] }], rawInputContents: [n(v)] });
     stream.write({ modelName: "countdown", id: "a", ...input(2) });
     stream.write({ modelName: "countdown", id: "b", ...input(1), parameters: { triton_enable_empty_final_response: { parameterChoice: { case: "boolParam", value: true } } } });
     stream.write({ modelName: "countdown", id: "z", ...input(0) });
     stream.end();
-    await done;
+    const responses = await done;
     const view = responses.map((r) => {
       const ir = r.inferResponse!;
       const out = ir.rawOutputContents[0] ? new Int32Array(new Uint8Array(ir.rawOutputContents[0]).buffer)[0] : "empty";
@@ -220,15 +214,10 @@ describe("decoupled models", () => {
 
   it("sends a model's error mid-stream as an error_message after the responses before it", async () => {
     const stream = c.stream(S.modelStreamInfer);
-    const responses: ModelStreamInferResponse[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on("data", (r: ModelStreamInferResponse) => responses.push(r));
-      stream.on("end", resolve);
-      stream.on("error", reject);
-    });
+    const done = collectResponses(stream);
     stream.write({ modelName: "countdown", id: "e", inputs: [{ name: "N", datatype: "INT32", shape: [1n] }], rawInputContents: [n(-1)] });
     stream.end();
-    await done;
+    const responses = await done;
     assert.equal(responses.length, 2);
     assert.equal(new Int32Array(new Uint8Array(responses[0]!.inferResponse!.rawOutputContents[0]!).buffer)[0], 42);
     assert.match(responses[1]!.errorMessage, /model 'countdown' instance 'countdown_0_0': execute failed: broke after one response/);

@@ -286,6 +286,16 @@ export class GrpcTestClient {
   }
 }
 
+/** Every response of a bidirectional stream, once the server has ended it (rejects on a stream error). */
+export function collectResponses<I, T>(stream: grpcjs.ClientDuplexStream<I, T>): Promise<T[]> {
+  const responses: T[] = [];
+  return new Promise((resolve, reject) => {
+    stream.on("data", (r: T) => responses.push(r));
+    stream.on("end", () => resolve(responses));
+    stream.on("error", reject);
+  });
+}
+
 /** Resolves with the error a promise rejects with; fails if it resolves. */
 export async function grpcError(p: Promise<unknown>): Promise<GrpcError> {
   try {

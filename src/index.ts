@@ -18,6 +18,7 @@
  */
 import { OnnxRuntimeBackend } from "./backends/onnxruntime/onnxruntime-backend.js";
 import { JsBackend } from "./backends/js/js-backend.js";
+import { PythonBackend } from "./backends/python/python-backend.js";
 import type { Backend } from "./core/backend.js";
 import { Logger } from "./core/observability/logger.js";
 import { InferenceServer, type ServerOptions } from "./core/server.js";
@@ -45,6 +46,7 @@ export function defaultBackends(): Backend[] {
     new JsBackend({ name: "identity", builtin: new URL("./backends/js/builtin/identity-model.js", import.meta.url) }),
     new JsBackend({ name: "repeat", builtin: new URL("./backends/js/builtin/repeat-model.js", import.meta.url) }),
     new JsBackend({ name: "square", builtin: new URL("./backends/js/builtin/square-model.js", import.meta.url) }),
+    new PythonBackend(),
   ];
 }
 

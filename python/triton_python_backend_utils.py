@@ -1,0 +1,167 @@
+"""Tritium's triton_python_backend_utils: what Triton Python backend models import as pb_utils.
+
+Tensors are numpy arrays; requests and responses are plain objects that the host
+(tritium_host.py) fills from, and serializes to, Tritium's process protocol.
+"""
+import json
+
+import numpy as np
+
+TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+
+_NUMPY = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
+}
+
+
+def triton_string_to_numpy(triton_type_string):
+    """TYPE_FP32 (or FP32) -> numpy.float32; TYPE_STRING/BYTES -> object."""
+    name = triton_type_string[5:] if triton_type_string.startswith("TYPE_") else triton_type_string
+    if name == "STRING":
+        name = "BYTES"
+    return _NUMPY[name]
+
+
+def numpy_to_triton_type(dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.object_ or dtype.kind in ("S", "U"):
+        return "BYTES"
+    for name, t in _NUMPY.items():
+        if name != "BYTES" and np.dtype(t) == dtype:
+            return name
+    raise TritonModelException("numpy dtype %s has no Triton datatype" % dtype)
+
+
+class TritonError(Exception):
+    """An error for one response (InferenceResponse(error=...)) or raised by a model."""
+
+    def __init__(self, msg, code=None):
+        super().__init__(msg)
+        self._msg = msg
+        self._code = code
+
+    def message(self):
+        return self._msg
+
+    def code(self):
+        return self._code
+
+
+class TritonModelException(TritonError):
+    pass
+
+
+class Tensor:
+    def __init__(self, name, data):
+        if not isinstance(data, np.ndarray):
+            raise TritonModelException("Tensor '%s': data must be a numpy array" % name)
+        self._name = name
+        self._data = data
+
+    def name(self):
+        return self._name
+
+    def as_numpy(self):
+        return self._data
+
+    def is_cpu(self):
+        return True
+
+    def shape(self):
+        return list(self._data.shape)
+
+    def triton_dtype(self):
+        return numpy_to_triton_type(self._data.dtype)
+
+    @staticmethod
+    def from_dlpack(name, capsule):
+        return Tensor(name, np.from_dlpack(capsule))
+
+    def to_dlpack(self):
+        return self._data.__dlpack__()
+
+
+class InferenceRequest:
+    def __init__(self, inputs, requested_output_names=None, request_id="", correlation_id=0, parameters=None, model_name=None):
+        self._inputs = list(inputs)
+        self._requested = list(requested_output_names or [])
+        self._id = request_id
+        self._correlation_id = correlation_id
+        self._parameters = parameters or {}
+        self._model_name = model_name
+
+    def inputs(self):
+        return self._inputs
+
+    def requested_output_names(self):
+        return self._requested
+
+    def request_id(self):
+        return self._id
+
+    def correlation_id(self):
+        return self._correlation_id
+
+    def parameters(self):
+        return json.dumps(self._parameters)
+
+    def is_cancelled(self):
+        return False
+
+
+class InferenceResponse:
+    def __init__(self, output_tensors=None, error=None, parameters=None):
+        self._outputs = list(output_tensors or [])
+        self._error = error
+        self._parameters = parameters or {}
+
+    def output_tensors(self):
+        return self._outputs
+
+    def has_error(self):
+        return self._error is not None
+
+    def error(self):
+        return self._error
+
+
+def get_input_tensor_by_name(request, name):
+    for t in request.inputs():
+        if t.name() == name:
+            return t
+    return None
+
+
+def get_output_tensor_by_name(response, name):
+    for t in response.output_tensors():
+        if t.name() == name:
+            return t
+    return None
+
+
+class Logger:
+    """Lines go to the server's log through stderr."""
+
+    @staticmethod
+    def log_info(msg):
+        _log("I", msg)
+
+    @staticmethod
+    def log_warn(msg):
+        _log("W", msg)
+
+    @staticmethod
+    def log_error(msg):
+        _log("E", msg)
+
+    @staticmethod
+    def log_verbose(msg):
+        _log("V", msg)
+
+
+def _log(level, msg):
+    import sys
+    sys.stderr.write("%s %s\n" % (level, msg))
+    sys.stderr.flush()

@@ -1,0 +1,151 @@
+/**
+ * One model instance in a child process of its own (Python models today,
+ * PyTorch ones next: both run `python/tritium_host.py`). The server owns the
+ * process: it starts it, talks to it in frames over its stdin/stdout, fails
+ * the calls in flight when it dies, and ends it on close.
+ *
+ * A frame: u32 header length, u32 payload length (little-endian), a JSON
+ * header with `type` and `id`, then the payload (tensor bytes, laid out as
+ * the header says). The child answers each call with a frame of the same id.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { TritonError, internal } from "../../core/errors.js";
+
+/** How long `close` waits for the process to finish cleanly before killing it. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export interface Frame {
+  header: { type: string; id: number; [key: string]: unknown };
+  payload: Buffer;
+}
+
+export interface ModelProcessOptions {
+  /** The program and its arguments, e.g. `python3 python/tritium_host.py`. */
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  /** Names the instance in error messages. */
+  label: string;
+  /** Lines the process writes to stderr (its prints, its logger). */
+  onLog: (line: string) => void;
+}
+
+export class ModelProcess {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly pending = new Map<number, { resolve: (f: Frame) => void; reject: (e: TritonError) => void }>();
+  private nextId = 1;
+  private buffered: Buffer = Buffer.alloc(0);
+  private dead: TritonError | undefined;
+  private closing = false;
+  private readonly exited: Promise<void>;
+
+  constructor(private readonly options: ModelProcessOptions) {
+    this.child = spawn(options.command, options.args, { env: options.env, stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout.on("data", (chunk: Buffer) => this.receive(chunk));
+    let line = "";
+    this.child.stderr.setEncoding("utf8");
+    this.child.stderr.on("data", (text: string) => {
+      const lines = (line + text).split("\n");
+      line = lines.pop() ?? "";
+      for (const l of lines) if (l) options.onLog(l);
+    });
+    // A child that dies while a frame is being written would otherwise raise EPIPE on the server.
+    this.child.stdin.on("error", () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once("error", (e) => {
+        this.fail(internal(`${options.label}: cannot start '${options.command}': ${e.message}`));
+        resolve();
+      });
+      this.child.once("exit", (code, signal) => {
+        this.fail(this.closing
+          ? internal(`${options.label}: the instance has been released`)
+          : internal(`${options.label}: the model process exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`));
+        resolve();
+      });
+    });
+    this.hold(false);
+  }
+
+  /** An idle instance must not keep the server's process alive; one with calls in flight must. */
+  private hold(on: boolean): void {
+    if (on) this.child.ref();
+    else this.child.unref();
+    for (const s of [this.child.stdout, this.child.stderr, this.child.stdin]) {
+      const handle = s as unknown as { ref?: () => void; unref?: () => void };
+      if (on) handle.ref?.();
+      else handle.unref?.();
+    }
+  }
+
+  get alive(): boolean {
+    return !this.dead && !this.closing;
+  }
+
+  /** Sends a frame and resolves with the child's answer to it; an `error` answer rejects with its message. */
+  call(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): Promise<Frame> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const h = Buffer.from(JSON.stringify({ ...header, id }), "utf8");
+    const prefix = Buffer.alloc(8);
+    prefix.writeUInt32LE(h.byteLength, 0);
+    prefix.writeUInt32LE(payload.byteLength, 4);
+    if (this.pending.size === 0) this.hold(true);
+    return new Promise<Frame>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.child.stdin.write(Buffer.concat([prefix, h, payload]));
+    });
+  }
+
+  /** Asks the process to finish (`close`: the model's finalize) and end; kills it if it does not in time. */
+  async close(): Promise<void> {
+    if (this.closing) return this.exited;
+    this.hold(true);
+    const closed = this.call({ type: "close" }).catch(() => undefined);
+    this.closing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
+      timer.unref();
+    });
+    if ((await Promise.race([closed.then(() => this.exited), timeout])) === "timeout") this.child.kill("SIGKILL");
+    clearTimeout(timer);
+    this.child.stdin.end();
+    await this.exited;
+  }
+
+  /** Ends the process at once. */
+  async terminate(): Promise<void> {
+    this.closing = true;
+    // Until its exit is seen: an awaited end must keep the server's event loop running.
+    this.hold(true);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    await this.exited;
+  }
+
+  private receive(chunk: Buffer): void {
+    this.buffered = this.buffered.byteLength ? Buffer.concat([this.buffered, chunk]) : chunk;
+    for (;;) {
+      if (this.buffered.byteLength < 8) return;
+      const hl = this.buffered.readUInt32LE(0);
+      const pl = this.buffered.readUInt32LE(4);
+      if (this.buffered.byteLength < 8 + hl + pl) return;
+      const header = JSON.parse(this.buffered.toString("utf8", 8, 8 + hl)) as Frame["header"];
+      // The payload is copied out: the buffer it came in is reused for the frames after it.
+      const payload = Buffer.from(this.buffered.subarray(8 + hl, 8 + hl + pl));
+      this.buffered = this.buffered.subarray(8 + hl + pl);
+      const p = this.pending.get(header.id);
+      this.pending.delete(header.id);
+      if (this.pending.size === 0 && !this.closing) this.hold(false);
+      if (!p) continue;
+      if (header.type === "error") p.reject(internal(`${this.options.label}: ${String(header.message)}`));
+      else p.resolve({ header, payload });
+    }
+  }
+
+  private fail(e: TritonError): void {
+    this.dead ??= e;
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(this.dead);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Triton's Python backend (`backend: "python"`, `<version>/model.py` with
+ * `class TritonPythonModel`): each instance is a `python3` child process
+ * running `python/tritium_host.py`, which imports the model next to Tritium's
+ * `triton_python_backend_utils`. A process that dies fails its batches and is
+ * replaced for the next ones; release runs the model's `finalize`.
+ *
+ * The interpreter is `python3` unless `--backend-config=python,python-runtime=<path>`
+ * names another (one with numpy).
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
+import { TritonError, type SerializedError } from "../../core/errors.js";
+import type { BatchRequest, BatchResult, ExecutionResult } from "../../core/requests/inference.js";
+import { modelConfigToJson } from "../../core/repository/model-config.js";
+import type { DataType } from "../../core/tensors/datatypes.js";
+import type { Tensor } from "../../core/tensors/tensor.js";
+import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
+import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
+import { ModelProcess } from "../process-host/model-process.js";
+
+const SOURCE = "python-backend.ts";
+/** `python/` at the root of the package (this file is dist/src/backends/python/python-backend.js). */
+const PYTHON_DIR = fileURLToPath(new URL("../../../../python/", import.meta.url));
+
+/** A tensor as the frames describe it: its bytes are `payload[offset, offset + length)`. */
+interface TensorDesc {
+  name: string;
+  datatype: DataType;
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+export class PythonBackend implements Backend {
+  readonly name = "python";
+  readonly platforms: readonly string[] = [];
+  readonly defaultModelFilename = "model.py";
+
+  async createModel(ctx: BackendModelContext): Promise<BackendModel> {
+    return {
+      createInstance: (config, spec) => createInstance(ctx, config, spec),
+      release: async () => undefined,
+    };
+  }
+}
+
+async function createInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
+  const label = `model '${ctx.name}' instance '${spec.name}'`;
+  const python = ctx.backendConfig["python-runtime"] ?? "python3";
+  // Triton's `args` for initialize().
+  const args = {
+    model_config: JSON.stringify(modelConfigToJson(config)),
+    model_instance_kind: spec.kind === "KIND_GPU" ? "GPU" : "CPU",
+    model_instance_name: spec.name,
+    model_instance_device_id: String(spec.deviceId),
+    model_repository: ctx.modelDir,
+    model_version: String(ctx.version),
+    model_name: ctx.name,
+  };
+  const start = async () => {
+    const proc = new ModelProcess({
+      command: python,
+      args: [path.join(PYTHON_DIR, "tritium_host.py")],
+      env: { ...process.env, PYTHONPATH: [PYTHON_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter), PYTHONUNBUFFERED: "1" },
+      label,
+      onLog: (line) => ctx.logger.info(SOURCE, `${label}: ${line}`),
+    });
+    try {
+      await proc.call({ type: "init", path: ctx.modelPath, args });
+    } catch (e) {
+      await proc.terminate();
+      throw new TritonError("INVALID_ARG", (e as Error).message.replace(`${label}: `, `${label}: failed to load '${ctx.modelPath}': `));
+    }
+    return proc;
+  };
+  return new PythonInstance(spec.name, label, await start(), () => {
+    ctx.logger.warn(SOURCE, `${label}: the model process ended; starting a new one`);
+    return start();
+  });
+}
+
+class PythonInstance implements BackendInstance {
+  private readonly proc: Replaceable<ModelProcess>;
+  private readonly batches = new AcceptedBatches();
+
+  constructor(readonly name: string, private readonly label: string, proc: ModelProcess, restart: () => Promise<ModelProcess>) {
+    this.proc = new Replaceable(proc, restart);
+  }
+
+  execute(requests: BatchRequest[]): Promise<BatchResult> {
+    return this.batches.run(this.name, () => this.run(requests));
+  }
+
+  private async run(requests: BatchRequest[]): Promise<BatchResult> {
+    const proc = await this.proc.live();
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    const described = requests.map((r) => ({
+      outputs: r.outputNames,
+      inputs: r.inputs.map((t): TensorDesc => {
+        parts.push(t.data);
+        const d = { name: t.name, datatype: t.datatype, shape: t.shape, offset, length: t.data.byteLength };
+        offset += t.data.byteLength;
+        return d;
+      }),
+    }));
+    const t0 = process.hrtime.bigint();
+    const reply = await proc.call({ type: "execute", requests: described }, Buffer.concat(parts));
+    const inferNs = Number(process.hrtime.bigint() - t0);
+    const responses = reply.header.responses as ({ outputs: TensorDesc[] } | { error: string })[];
+    const results = responses.map((res): ExecutionResult => {
+      if ("error" in res) return { error: { code: "INTERNAL", message: `${this.label}: ${res.error}` } satisfies SerializedError };
+      return {
+        outputs: res.outputs.map((d): Tensor => ({
+          name: d.name,
+          datatype: d.datatype,
+          shape: d.shape,
+          data: new Uint8Array(reply.payload.buffer, reply.payload.byteOffset + d.offset, d.length).slice(),
+        })),
+      };
+    });
+    return { results, timings: { computeInputNs: 0, computeInferNs: inferNs, computeOutputNs: 0 } };
+  }
+
+  /** Waits for the batches in progress, then runs the model's finalize and ends the process. */
+  release(): Promise<void> {
+    return this.batches.release(() => this.proc.get().close());
+  }
+}

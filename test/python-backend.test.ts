@@ -1,0 +1,169 @@
+/**
+ * Triton's Python backend: `model.py` files with `class TritonPythonModel`,
+ * each instance a python3 process, served over real HTTP. Skipped, with the
+ * reason printed, where python3 with numpy is not installed.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { bytesElements, postBinary, postJson, splitBinaryResponse, startServer, type TestServer } from "./helpers.js";
+
+const probe = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
+const skip = probe.status === 0 ? false : `python3 with numpy is not available here (${(probe.stderr || probe.error?.message || "").trim().split("\n").pop()})`;
+if (skip) console.log(`# skipping the Python backend tests: ${skip}`);
+
+const MODEL = `
+import json, os
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.args = args
+        self.marker = json.loads(args["model_config"])["parameters"]["marker"]["string_value"]
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            a = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(request, "INPUT1").as_numpy()
+            if a.flat[0] == -2:
+                os._exit(3)
+            if a.flat[0] == -3:
+                raise pb_utils.TritonModelException("asked to fail")
+            if a.flat[0] == -4:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("this request only")))
+                continue
+            responses.append(pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("SUM", (a + b).astype(np.int32)),
+                pb_utils.Tensor("ARGS", np.array([[json.dumps(self.args).encode()]] * a.shape[0], dtype=np.object_)),
+            ]))
+        return responses
+
+    def finalize(self):
+        with open(self.marker, "w") as f:
+            f.write("finalized")
+`;
+
+const CONFIG = (marker: string) => `
+name: "add_py"
+backend: "python"
+max_batch_size: 8
+input [ { name: "INPUT0" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "INPUT1" data_type: TYPE_INT32 dims: [ 4 ] } ]
+output [ { name: "SUM" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "ARGS" data_type: TYPE_STRING dims: [ 1 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 5000 }
+parameters { key: "marker" value: { string_value: "${marker}" } }
+`;
+
+const STRINGS = `
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            text = pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy()
+            rev = np.array([e[::-1] for e in text.reshape(-1)], dtype=np.object_).reshape(text.shape)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("REVERSED", rev)]))
+        return out
+`;
+
+const body = (a: number[], b: number[], outputs = [{ name: "SUM" }]) => ({
+  inputs: [
+    { name: "INPUT0", datatype: "INT32", shape: [1, 4], data: a },
+    { name: "INPUT1", datatype: "INT32", shape: [1, 4], data: b },
+  ],
+  outputs,
+});
+
+describe("python backend", { skip, timeout: 120_000 }, () => {
+  let repo: string;
+  let s: TestServer;
+  let marker: string;
+
+  before(async () => {
+    repo = await fs.mkdtemp(path.join(os.tmpdir(), "tritium-py-"));
+    marker = path.join(repo, "finalized.txt");
+    const write = async (name: string, config: string, code: string) => {
+      await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
+      await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
+      await fs.writeFile(path.join(repo, name, "1", "model.py"), code);
+    };
+    await write("add_py", CONFIG(marker), MODEL);
+    await write("strings_py", `name: "strings_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]\noutput [ { name: "REVERSED" data_type: TYPE_STRING dims: [ -1 ] } ]\n`, STRINGS);
+    await write("broken_py", `name: "broken_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`,
+      "class TritonPythonModel:\n    def initialize(self, args):\n        raise RuntimeError('no weights here')\n");
+    s = await startServer({ modelRepository: repo, strictReadiness: false });
+  });
+  after(async () => {
+    await s?.close();
+    if (repo) await fs.rm(repo, { recursive: true, force: true });
+  });
+
+  it("answers 32 concurrent requests, batched by the dynamic batcher, each with its own values", async () => {
+    const answers = await Promise.all(Array.from({ length: 32 }, (_, k) => postJson(`${s.url}/v2/models/add_py/infer`, body([k, k, k, k], [1, 2, 3, 4]))));
+    for (const [k, r] of answers.entries()) {
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.deepEqual(r.json.outputs, [{ name: "SUM", datatype: "INT32", shape: [1, 4], data: [k + 1, k + 2, k + 3, k + 4] }]);
+    }
+    const stats = (await (await fetch(`${s.url}/v2/models/add_py/stats`)).json()) as { model_stats: { execution_count: number; inference_count: number }[] };
+    assert.equal(Number(stats.model_stats[0]!.inference_count), 32);
+    assert.ok(Number(stats.model_stats[0]!.execution_count) < 32, "batched");
+  });
+
+  it("gives initialize Triton's args", async () => {
+    const r = await postJson(`${s.url}/v2/models/add_py/infer`, body([1, 1, 1, 1], [0, 0, 0, 0], [{ name: "ARGS" }]));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const args = JSON.parse(r.json.outputs[0].data[0]);
+    assert.deepEqual(Object.keys(args).sort(), ["model_config", "model_instance_device_id", "model_instance_kind", "model_instance_name", "model_name", "model_repository", "model_version"]);
+    assert.equal(args.model_name, "add_py");
+    assert.equal(args.model_instance_kind, "CPU");
+    assert.equal(args.model_repository, path.join(repo, "add_py"));
+  });
+
+  it("passes BYTES as numpy object arrays of bytes, NUL bytes included", async () => {
+    const data = bytesElements(["abc", "a\u0000b", ""]);
+    const res = await postBinary(`${s.url}/v2/models/strings_py/infer`, { inputs: [{ name: "TEXT", datatype: "BYTES", shape: [3], parameters: { binary_data_size: data.byteLength } }], outputs: [{ name: "REVERSED", parameters: { binary_data: true } }] }, [data]);
+    assert.equal(res.status, 200, res.body.toString());
+    assert.ok(splitBinaryResponse(res).binary.get("REVERSED")!.equals(bytesElements(["cba", "b\u0000a", ""])));
+  });
+
+  it("fails one request's error response alone, and a raised exception fails its batch with its message", async () => {
+    const [bad, good] = await Promise.all([
+      postJson(`${s.url}/v2/models/add_py/infer`, body([-4, 0, 0, 0], [0, 0, 0, 0])),
+      postJson(`${s.url}/v2/models/add_py/infer`, body([5, 5, 5, 5], [0, 0, 0, 0])),
+    ]);
+    assert.equal(bad.status, 500);
+    assert.match(bad.json.error, /model 'add_py' instance 'add_py_0_0': this request only/);
+    assert.equal(good.status, 200);
+    const raised = await postJson(`${s.url}/v2/models/add_py/infer`, body([-3, 0, 0, 0], [0, 0, 0, 0]));
+    assert.equal(raised.status, 500);
+    assert.match(raised.json.error, /asked to fail/);
+  });
+
+  it("fails the batch of a process that dies and serves the next request on a new one", async () => {
+    const gone = await postJson(`${s.url}/v2/models/add_py/infer`, body([-2, 0, 0, 0], [0, 0, 0, 0]));
+    assert.equal(gone.status, 500);
+    assert.match(gone.json.error, /model 'add_py' instance 'add_py_0_0': the model process exited unexpectedly \(exit code 3\)/);
+    const ok = await postJson(`${s.url}/v2/models/add_py/infer`, body([2, 2, 2, 2], [1, 1, 1, 1]));
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.deepEqual(ok.json.outputs[0].data, [3, 3, 3, 3]);
+  });
+
+  it("refuses to load a model whose initialize raises, with its message", async () => {
+    const index = (await postJson(`${s.url}/v2/repository/index`, {})).json as { name: string; state: string; reason: string }[];
+    const broken = index.find((m) => m.name === "broken_py")!;
+    assert.equal(broken.state, "UNAVAILABLE");
+    assert.match(broken.reason, /model 'broken_py' instance 'broken_py_0_0': failed to load '.*model\.py': RuntimeError: no weights here/);
+  });
+
+  it("runs finalize when the model is unloaded", async () => {
+    await s.close();
+    assert.equal(await fs.readFile(marker, "utf8"), "finalized");
+    s = await startServer({ modelRepository: repo, strictReadiness: false });
+  });
+});

@@ -32,7 +32,16 @@ def read_exact(n):
     return b"".join(chunks)
 
 
+_queued = []  # frames read while waiting for a BLS answer, handled afterwards in order
+
+
 def read_frame():
+    if _queued:
+        return _queued.pop(0)
+    return read_raw_frame()
+
+
+def read_raw_frame():
     hl, pl = struct.unpack("<II", read_exact(8))
     header = json.loads(read_exact(hl))
     payload = read_exact(pl) if pl else b""
@@ -80,6 +89,35 @@ def from_tensor(tensor, parts):
     return {"name": tensor.name(), "datatype": datatype, "shape": list(data.shape), "offset": offset, "length": len(raw)}
 
 
+_bls_next = [0]
+
+
+def bls(request):
+    """Sends a BLS request to the server and waits for its answer (other frames wait their turn)."""
+    _bls_next[0] += 1
+    call = _bls_next[0]
+    parts = []
+    inputs = [from_tensor(t, parts) for t in request.inputs()]
+    version = request._model_version
+    write_frame({"type": "bls", "id": call, "request": {
+        "model_name": request._model_name,
+        "model_version": None if version in (None, -1, "") else str(version),
+        "inputs": inputs,
+        "outputs": request.requested_output_names(),
+    }}, b"".join(parts))
+    while True:
+        header, payload = read_raw_frame()
+        if header["type"] == "bls_result" and header["id"] == call:
+            break
+        _queued.append((header, payload))
+    if "error" in header:
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(header["error"]))
+    return pb_utils.InferenceResponse([to_tensor(d, payload) for d in header["outputs"]])
+
+
+pb_utils._bls = bls
+
+
 def main():
     model = None
     while True:
@@ -100,7 +138,7 @@ def main():
                 write_frame({"type": "ready", "id": call})
             elif kind == "execute":
                 requests = [
-                    pb_utils.InferenceRequest([to_tensor(d, payload) for d in r["inputs"]], r["outputs"])
+                    pb_utils.InferenceRequest(inputs=[to_tensor(d, payload) for d in r["inputs"]], requested_output_names=r["outputs"])
                     for r in header["requests"]
                 ]
                 responses = model.execute(requests)

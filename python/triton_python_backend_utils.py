@@ -83,14 +83,32 @@ class Tensor:
         return self._data.__dlpack__()
 
 
+_bls = None  # set by the host: runs an InferenceRequest on the server, returns an InferenceResponse
+
+
 class InferenceRequest:
-    def __init__(self, inputs, requested_output_names=None, request_id="", correlation_id=0, parameters=None, model_name=None):
-        self._inputs = list(inputs)
+    """A request the model receives, or one it builds to call another model (BLS: exec())."""
+
+    def __init__(self, model_name=None, requested_output_names=None, inputs=None, request_id="", correlation_id=0,
+                 parameters=None, model_version=-1, **_ignored):
+        self._inputs = list(inputs or [])
         self._requested = list(requested_output_names or [])
         self._id = request_id
         self._correlation_id = correlation_id
-        self._parameters = parameters or {}
+        self._parameters = parameters if isinstance(parameters, dict) else json.loads(parameters) if parameters else {}
         self._model_name = model_name
+        self._model_version = model_version
+
+    def exec(self, decoupled=False):
+        """Runs this request on the server's model `model_name`; errors come back in the response."""
+        if decoupled:
+            raise TritonModelException("BLS calls to decoupled models are not supported by Tritium's Python backend yet")
+        if _bls is None:
+            raise TritonModelException("BLS is not available in this process")
+        return _bls(self)
+
+    async def async_exec(self, decoupled=False):
+        return self.exec(decoupled)
 
     def inputs(self):
         return self._inputs

@@ -72,6 +72,32 @@ class TritonPythonModel:
         return out
 `;
 
+/** Calls add_py three times in a loop (BLS), then a model that does not exist. */
+const BLS = `
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = np.array([[1, 2, 3, 4]], dtype=np.int32)
+            for _ in range(int(pb_utils.get_input_tensor_by_name(r, "N").as_numpy()[0])):
+                res = pb_utils.InferenceRequest(
+                    model_name="add_py", requested_output_names=["SUM"],
+                    inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", np.full((1, 4), 10, dtype=np.int32))],
+                ).exec()
+                if res.has_error():
+                    raise pb_utils.TritonModelException(res.error().message())
+                x = pb_utils.get_output_tensor_by_name(res, "SUM").as_numpy()
+            missing = pb_utils.InferenceRequest(model_name="no_such_model", requested_output_names=[], inputs=[]).exec()
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("TOTAL", x.reshape(4)),
+                pb_utils.Tensor("ERROR", np.array([missing.error().message().encode()], dtype=np.object_)),
+            ]))
+        return out
+`;
+
 const body = (a: number[], b: number[], outputs = [{ name: "SUM" }]) => ({
   inputs: [
     { name: "INPUT0", datatype: "INT32", shape: [1, 4], data: a },
@@ -97,6 +123,7 @@ describe("python backend", { skip, timeout: 120_000 }, () => {
     await write("strings_py", `name: "strings_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]\noutput [ { name: "REVERSED" data_type: TYPE_STRING dims: [ -1 ] } ]\n`, STRINGS);
     await write("broken_py", `name: "broken_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`,
       "class TritonPythonModel:\n    def initialize(self, args):\n        raise RuntimeError('no weights here')\n");
+    await write("bls_py", `name: "bls_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "TOTAL" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "ERROR" data_type: TYPE_STRING dims: [ 1 ] } ]\n`, BLS);
     s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
   after(async () => {
@@ -152,6 +179,13 @@ describe("python backend", { skip, timeout: 120_000 }, () => {
     const ok = await postJson(`${s.url}/v2/models/add_py/infer`, body([2, 2, 2, 2], [1, 1, 1, 1]));
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
     assert.deepEqual(ok.json.outputs[0].data, [3, 3, 3, 3]);
+  });
+
+  it("lets a model call other models with InferenceRequest.exec() (BLS), errors in the response", async () => {
+    const r = await postJson(`${s.url}/v2/models/bls_py/infer`, { inputs: [{ name: "N", datatype: "INT32", shape: [1], data: [3] }] });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.outputs[0].data, [31, 32, 33, 34]);
+    assert.equal(r.json.outputs[1].data[0], "Request for unknown model: 'no_such_model' is not found");
   });
 
   it("refuses to load a model whose initialize raises, with its message", async () => {

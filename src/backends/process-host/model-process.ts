@@ -28,6 +28,8 @@ export interface ModelProcessOptions {
   label: string;
   /** Lines the process writes to stderr (its prints, its logger). */
   onLog: (line: string) => void;
+  /** A request the process makes of the server (BLS); its answer is sent back as `<type>_result` with the same id. */
+  onRequest?: (frame: Frame) => Promise<{ header: Record<string, unknown>; payload?: Buffer }>;
 }
 
 export class ModelProcess {
@@ -85,14 +87,10 @@ export class ModelProcess {
   call(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): Promise<Frame> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const h = Buffer.from(JSON.stringify({ ...header, id }), "utf8");
-    const prefix = Buffer.alloc(8);
-    prefix.writeUInt32LE(h.byteLength, 0);
-    prefix.writeUInt32LE(payload.byteLength, 4);
     if (this.pending.size === 0) this.hold(true);
     return new Promise<Frame>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.child.stdin.write(Buffer.concat([prefix, h, payload]));
+      this.write({ ...header, id }, payload);
     });
   }
 
@@ -133,6 +131,10 @@ export class ModelProcess {
       // The payload is copied out: the buffer it came in is reused for the frames after it.
       const payload = Buffer.from(this.buffered.subarray(8 + hl, 8 + hl + pl));
       this.buffered = this.buffered.subarray(8 + hl + pl);
+      if (header.type === "bls") {
+        this.answer(header, payload);
+        continue;
+      }
       const p = this.pending.get(header.id);
       this.pending.delete(header.id);
       if (this.pending.size === 0 && !this.closing) this.hold(false);
@@ -140,6 +142,24 @@ export class ModelProcess {
       if (header.type === "error") p.reject(internal(`${this.options.label}: ${String(header.message)}`));
       else p.resolve({ header, payload });
     }
+  }
+
+  /** Runs the process's own request and writes the answer it waits for. */
+  private answer(header: Frame["header"], payload: Buffer): void {
+    const reply = (h: Record<string, unknown>, p: Buffer = Buffer.alloc(0)) => this.write({ ...h, type: `${header.type}_result`, id: header.id }, p);
+    if (!this.options.onRequest) return reply({ error: "the server takes no requests from this process" });
+    this.options.onRequest({ header, payload }).then(
+      (r) => reply(r.header, r.payload),
+      (e: unknown) => reply({ error: e instanceof Error ? e.message : String(e) }),
+    );
+  }
+
+  private write(header: Record<string, unknown>, payload: Buffer): void {
+    const h = Buffer.from(JSON.stringify(header), "utf8");
+    const prefix = Buffer.alloc(8);
+    prefix.writeUInt32LE(h.byteLength, 0);
+    prefix.writeUInt32LE(payload.byteLength, 4);
+    this.child.stdin.write(Buffer.concat([prefix, h, payload]));
   }
 
   private fail(e: TritonError): void {

@@ -18,7 +18,7 @@ import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Tensor } from "../../core/tensors/tensor.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
-import { ModelProcess } from "../process-host/model-process.js";
+import { ModelProcess, type Frame } from "../process-host/model-process.js";
 
 const SOURCE = "python-backend.ts";
 /** `python/` at the root of the package (this file is dist/src/backends/python/python-backend.js). */
@@ -31,6 +31,49 @@ interface TensorDesc {
   shape: number[];
   offset: number;
   length: number;
+}
+
+/** Tensors as frame descriptions over one payload. */
+function packTensors(groups: readonly (readonly Tensor[])[]): { descs: TensorDesc[][]; payload: Buffer } {
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  const descs = groups.map((tensors) =>
+    tensors.map((t): TensorDesc => {
+      parts.push(t.data);
+      const d = { name: t.name, datatype: t.datatype, shape: t.shape, offset, length: t.data.byteLength };
+      offset += t.data.byteLength;
+      return d;
+    }),
+  );
+  return { descs, payload: Buffer.concat(parts) };
+}
+
+/** Tensors from frame descriptions; each gets a copy of its bytes. */
+function unpackTensors(descs: readonly TensorDesc[], payload: Buffer): Tensor[] {
+  return descs.map((d) => ({
+    name: d.name,
+    datatype: d.datatype,
+    shape: d.shape,
+    data: new Uint8Array(payload.buffer, payload.byteOffset + d.offset, d.length).slice(),
+  }));
+}
+
+/** A BLS request from a model's process, run as a client's would be; its outputs, or its error message. */
+async function runBls(ctx: BackendModelContext, frame: Frame): Promise<{ header: Record<string, unknown>; payload?: Buffer }> {
+  if (!ctx.infer) return { header: { error: "this server gives models no way to call other models" } };
+  const r = frame.header.request as { model_name: string; model_version?: string | null; inputs: TensorDesc[]; outputs: string[] };
+  try {
+    const response = await ctx.infer({
+      model_name: r.model_name,
+      model_version: r.model_version ?? undefined,
+      inputs: unpackTensors(r.inputs, frame.payload),
+      outputs: r.outputs.length ? r.outputs.map((name) => ({ name })) : undefined,
+    });
+    const { descs, payload } = packTensors([response.outputs]);
+    return { header: { outputs: descs[0] }, payload };
+  } catch (e) {
+    return { header: { error: (e as Error).message } };
+  }
 }
 
 export class PythonBackend implements Backend {
@@ -66,6 +109,7 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
       env: { ...process.env, PYTHONPATH: [PYTHON_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter), PYTHONUNBUFFERED: "1" },
       label,
       onLog: (line) => ctx.logger.info(SOURCE, `${label}: ${line}`),
+      onRequest: (frame) => runBls(ctx, frame),
     });
     try {
       await proc.call({ type: "init", path: ctx.modelPath, args });
@@ -95,31 +139,15 @@ class PythonInstance implements BackendInstance {
 
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
     const proc = await this.proc.live();
-    const parts: Uint8Array[] = [];
-    let offset = 0;
-    const described = requests.map((r) => ({
-      outputs: r.outputNames,
-      inputs: r.inputs.map((t): TensorDesc => {
-        parts.push(t.data);
-        const d = { name: t.name, datatype: t.datatype, shape: t.shape, offset, length: t.data.byteLength };
-        offset += t.data.byteLength;
-        return d;
-      }),
-    }));
+    const { descs, payload } = packTensors(requests.map((r) => r.inputs));
+    const described = requests.map((r, k) => ({ outputs: r.outputNames, inputs: descs[k] }));
     const t0 = process.hrtime.bigint();
-    const reply = await proc.call({ type: "execute", requests: described }, Buffer.concat(parts));
+    const reply = await proc.call({ type: "execute", requests: described }, payload);
     const inferNs = Number(process.hrtime.bigint() - t0);
     const responses = reply.header.responses as ({ outputs: TensorDesc[] } | { error: string })[];
     const results = responses.map((res): ExecutionResult => {
       if ("error" in res) return { error: { code: "INTERNAL", message: `${this.label}: ${res.error}` } satisfies SerializedError };
-      return {
-        outputs: res.outputs.map((d): Tensor => ({
-          name: d.name,
-          datatype: d.datatype,
-          shape: d.shape,
-          data: new Uint8Array(reply.payload.buffer, reply.payload.byteOffset + d.offset, d.length).slice(),
-        })),
-      };
+      return { outputs: unpackTensors(res.outputs, reply.payload) };
     });
     return { results, timings: { computeInputNs: 0, computeInferNs: inferNs, computeOutputNs: 0 } };
   }

@@ -89,6 +89,42 @@ def from_tensor(tensor, parts):
     return {"name": tensor.name(), "datatype": datatype, "shape": list(data.shape), "offset": offset, "length": len(raw)}
 
 
+def encode_response(response, wanted, parts):
+    """A response as the frames carry it: its outputs, or its error message."""
+    if response.has_error():
+        err = response.error()
+        return {"error": err.message() if isinstance(err, pb_utils.TritonError) else str(err)}
+    tensors = [t for t in response.output_tensors() if not wanted or t.name() in wanted]
+    return {"outputs": [from_tensor(t, parts) for t in tensors]}
+
+
+def execute_decoupled(model, header, payload):
+    """Each request gets a response sender; a request that has not sent its final flag when execute returns gets it then."""
+    call = header["id"]
+    requests = []
+    for index, r in enumerate(header["requests"]):
+        req = pb_utils.InferenceRequest(inputs=[to_tensor(d, payload) for d in r["inputs"]], requested_output_names=r["outputs"])
+
+        def send(response, final, index=index, wanted=r["outputs"]):
+            parts = []
+            body = encode_response(response, wanted, parts) if response is not None else {}
+            write_frame({"type": "partial", "id": -1, "call": call, "index": index, "final": final, **body}, b"".join(parts))
+
+        req._sender = pb_utils.InferenceResponseSender(send)
+        requests.append(req)
+    try:
+        model.execute(requests)
+    except Exception as e:
+        message = e.message() if isinstance(e, pb_utils.TritonError) else "%s: %s" % (type(e).__name__, e)
+        for r in requests:
+            if not r._sender._closed:
+                r._sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)), pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    for r in requests:
+        if not r._sender._closed:
+            r._sender.send(None, pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    write_frame({"type": "done", "id": call})
+
+
 _bls_next = [0]
 
 
@@ -136,6 +172,8 @@ def main():
                 if hasattr(model, "initialize"):
                     model.initialize(header["args"])
                 write_frame({"type": "ready", "id": call})
+            elif kind == "execute" and header.get("decoupled"):
+                execute_decoupled(model, header, payload)
             elif kind == "execute":
                 requests = [
                     pb_utils.InferenceRequest(inputs=[to_tensor(d, payload) for d in r["inputs"]], requested_output_names=r["outputs"])
@@ -146,15 +184,8 @@ def main():
                     raise pb_utils.TritonModelException(
                         "execute() must return one response per request (%d), got %s"
                         % (len(requests), "None" if responses is None else len(responses)))
-                parts, out = [], []
-                for req, res in zip(header["requests"], responses):
-                    if res.has_error():
-                        err = res.error()
-                        out.append({"error": err.message() if isinstance(err, pb_utils.TritonError) else str(err)})
-                        continue
-                    wanted = req["outputs"]
-                    tensors = [t for t in res.output_tensors() if not wanted or t.name() in wanted]
-                    out.append({"outputs": [from_tensor(t, parts) for t in tensors]})
+                parts = []
+                out = [encode_response(res, req["outputs"], parts) for req, res in zip(header["requests"], responses)]
                 write_frame({"type": "result", "id": call, "responses": out}, b"".join(parts))
             elif kind == "close":
                 if model is not None and hasattr(model, "finalize"):

@@ -128,6 +128,29 @@ class InferenceRequest:
     def is_cancelled(self):
         return False
 
+    def get_response_sender(self):
+        """Decoupled models: sends this request's responses (zero or more), the last with the final flag."""
+        if getattr(self, "_sender", None) is None:
+            raise TritonModelException("get_response_sender() is only available to decoupled models")
+        return self._sender
+
+
+class InferenceResponseSender:
+    def __init__(self, send):
+        self._send = send
+        self._closed = False
+
+    def send(self, response=None, flags=0):
+        if self._closed:
+            raise TritonModelException("this request has already sent its final response")
+        final = bool(flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        if final:
+            self._closed = True
+        self._send(response, final)
+
+    def is_cancelled(self):
+        return False
+
 
 class InferenceResponse:
     def __init__(self, output_tensors=None, error=None, parameters=None):

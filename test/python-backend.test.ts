@@ -98,6 +98,25 @@ class TritonPythonModel:
         return out
 `;
 
+/** Decoupled: N = n gives n responses OUT = n, n-1, ..., 1 and then the final flag alone; N = -1 raises after one. */
+const COUNTDOWN = `
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for r in requests:
+            sender = r.get_response_sender()
+            n = int(pb_utils.get_input_tensor_by_name(r, "N").as_numpy()[0])
+            if n == -1:
+                sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", np.array([42], dtype=np.int32))]))
+                raise pb_utils.TritonModelException("broke after one response")
+            for i in range(n, 0, -1):
+                sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", np.array([i], dtype=np.int32))]))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+`;
+
 const body = (a: number[], b: number[], outputs = [{ name: "SUM" }]) => ({
   inputs: [
     { name: "INPUT0", datatype: "INT32", shape: [1, 4], data: a },
@@ -124,6 +143,7 @@ describe("python backend", { skip, timeout: 120_000 }, () => {
     await write("broken_py", `name: "broken_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`,
       "class TritonPythonModel:\n    def initialize(self, args):\n        raise RuntimeError('no weights here')\n");
     await write("bls_py", `name: "bls_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "TOTAL" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "ERROR" data_type: TYPE_STRING dims: [ 1 ] } ]\n`, BLS);
+    await write("countdown_py", `name: "countdown_py"\nbackend: "python"\nmax_batch_size: 0\nmodel_transaction_policy { decoupled: true }\ninput [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`, COUNTDOWN);
     s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
   after(async () => {
@@ -186,6 +206,23 @@ describe("python backend", { skip, timeout: 120_000 }, () => {
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.deepEqual(r.json.outputs[0].data, [31, 32, 33, 34]);
     assert.equal(r.json.outputs[1].data[0], "Request for unknown model: 'no_such_model' is not found");
+  });
+
+  it("streams a decoupled model's responses from its response sender, an error raised after one of them last", async () => {
+    const stream = async (n: number) => {
+      const got: string[] = [];
+      await s.core.stream({ model_name: "countdown_py", inputs: [{ name: "N", datatype: "INT32", shape: [1], data: new Uint8Array(new Int32Array([n]).buffer) }] }, (r, final) => {
+        if (r === undefined) got.push(`(none)${final ? " final" : ""}`);
+        else if (r instanceof Error) got.push(`error ${r.message}${final ? " final" : ""}`);
+        else got.push(`${new Int32Array(r.outputs[0]!.data.slice().buffer)[0]}${final ? " final" : ""}`);
+      });
+      return got;
+    };
+    assert.deepEqual(await stream(3), ["3", "2", "1", "(none) final"]);
+    assert.deepEqual(await stream(0), ["(none) final"]);
+    const failed = await stream(-1);
+    assert.equal(failed[0], "42");
+    assert.match(failed[1]!, /^error .*broke after one response final$/);
   });
 
   it("refuses to load a model whose initialize raises, with its message", async () => {

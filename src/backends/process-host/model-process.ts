@@ -30,6 +30,8 @@ export interface ModelProcessOptions {
   onLog: (line: string) => void;
   /** A request the process makes of the server (BLS); its answer is sent back as `<type>_result` with the same id. */
   onRequest?: (frame: Frame) => Promise<{ header: Record<string, unknown>; payload?: Buffer }>;
+  /** Frames that answer no call and ask nothing (a decoupled model's responses). */
+  onNotice?: (frame: Frame) => void;
 }
 
 export class ModelProcess {
@@ -85,13 +87,19 @@ export class ModelProcess {
 
   /** Sends a frame and resolves with the child's answer to it; an `error` answer rejects with its message. */
   call(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): Promise<Frame> {
-    if (this.dead) return Promise.reject(this.dead);
+    return this.send(header, payload).reply;
+  }
+
+  /** The same, with the frame's id (which the child's notices about it carry). */
+  send(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): { id: number; reply: Promise<Frame> } {
+    if (this.dead) return { id: -1, reply: Promise.reject(this.dead) };
     const id = this.nextId++;
     if (this.pending.size === 0) this.hold(true);
-    return new Promise<Frame>((resolve, reject) => {
+    const reply = new Promise<Frame>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.write({ ...header, id }, payload);
     });
+    return { id, reply };
   }
 
   /** Asks the process to finish (`close`: the model's finalize) and end; kills it if it does not in time. */
@@ -133,6 +141,10 @@ export class ModelProcess {
       this.buffered = this.buffered.subarray(8 + hl + pl);
       if (header.type === "bls") {
         this.answer(header, payload);
+        continue;
+      }
+      if (header.id === -1) {
+        this.options.onNotice?.({ header, payload });
         continue;
       }
       const p = this.pending.get(header.id);

@@ -102,6 +102,18 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
     model_version: String(ctx.version),
     model_name: ctx.name,
   };
+  const decoupled = config.modelTransactionPolicy?.decoupled ?? false;
+  /** A decoupled model's batches in flight, by call id: where their responses go. */
+  const streaming = new Map<number, BatchRequest[]>();
+  const onNotice = ({ header, payload }: Frame) => {
+    const h = header as unknown as { call: number; index: number; final: boolean; outputs?: TensorDesc[]; error?: string };
+    const target = streaming.get(h.call)?.[h.index];
+    if (!target?.respond) return;
+    const part: ExecutionResult | undefined = h.error !== undefined
+      ? { error: { code: "INTERNAL", message: `${label}: ${h.error}` } }
+      : h.outputs ? { outputs: unpackTensors(h.outputs, payload) } : undefined;
+    target.respond(part, h.final);
+  };
   const start = async () => {
     const proc = new ModelProcess({
       command: python,
@@ -110,6 +122,7 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
       label,
       onLog: (line) => ctx.logger.info(SOURCE, `${label}: ${line}`),
       onRequest: (frame) => runBls(ctx, frame),
+      onNotice,
     });
     try {
       await proc.call({ type: "init", path: ctx.modelPath, args });
@@ -122,14 +135,21 @@ async function createInstance(ctx: BackendModelContext, config: ModelConfig, spe
   return new PythonInstance(spec.name, label, await start(), () => {
     ctx.logger.warn(SOURCE, `${label}: the model process ended; starting a new one`);
     return start();
-  });
+  }, decoupled ? streaming : undefined);
 }
 
 class PythonInstance implements BackendInstance {
   private readonly proc: Replaceable<ModelProcess>;
   private readonly batches = new AcceptedBatches();
 
-  constructor(readonly name: string, private readonly label: string, proc: ModelProcess, restart: () => Promise<ModelProcess>) {
+  constructor(
+    readonly name: string,
+    private readonly label: string,
+    proc: ModelProcess,
+    restart: () => Promise<ModelProcess>,
+    /** Decoupled models: the batches whose responses are still coming, by call id. */
+    private readonly streaming?: Map<number, BatchRequest[]>,
+  ) {
     this.proc = new Replaceable(proc, restart);
   }
 
@@ -142,6 +162,16 @@ class PythonInstance implements BackendInstance {
     const { descs, payload } = packTensors(requests.map((r) => r.inputs));
     const described = requests.map((r, k) => ({ outputs: r.outputNames, inputs: descs[k] }));
     const t0 = process.hrtime.bigint();
+    if (this.streaming) {
+      const call = proc.send({ type: "execute", decoupled: true, requests: described }, payload);
+      this.streaming.set(call.id, requests);
+      try {
+        await call.reply;
+      } finally {
+        this.streaming.delete(call.id);
+      }
+      return { results: requests.map(() => ({ outputs: [] })), timings: { computeInputNs: 0, computeInferNs: Number(process.hrtime.bigint() - t0), computeOutputNs: 0 } };
+    }
     const reply = await proc.call({ type: "execute", requests: described }, payload);
     const inferNs = Number(process.hrtime.bigint() - t0);
     const responses = reply.header.responses as ({ outputs: TensorDesc[] } | { error: string })[];

@@ -254,16 +254,8 @@ export class InferenceServer {
     return this.streamInside(req, onResponse);
   }
 
-  private async streamInside(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
-    this.inflight++;
-    try {
-      if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);
-      const mv = this.repository.getModel(req.model_name, req.model_version);
-      this.repository.touch(req.model_name);
-      await mv.stream(req, onResponse);
-    } finally {
-      this.inflight--;
-    }
+  private streamInside(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
+    return this.accepted(req, (mv) => mv.stream(req, onResponse));
   }
 
   /** Runs one inference request. Errors are TritonErrors with Triton's codes and messages. */
@@ -276,14 +268,20 @@ export class InferenceServer {
    * A request made by a model of this server (an ensemble step, a BLS call):
    * part of a request already accepted, so it runs while shutdown drains.
    */
-  private async inferInside(req: InferenceRequest): Promise<InferenceResponse> {
+  private inferInside(req: InferenceRequest): Promise<InferenceResponse> {
+    // Unknown models fail before shared memory is read; the version is looked up again after the
+    // inputs are read: a reload may have replaced it meanwhile.
+    return this.accepted(req, () => this.sharedMemory.run(req, (r) => this.repository.getModel(r.model_name, r.model_version).infer(r)));
+  }
+
+  /** Counts a request in flight, loads its model on demand, finds its version and runs `run` on it. */
+  private async accepted<T>(req: InferenceRequest, run: (mv: ModelVersion) => Promise<T>): Promise<T> {
     this.inflight++;
     try {
       if (this.options.modelLoadOnDemand) await this.repository.ensureLoaded(req.model_name);
-      this.repository.getModel(req.model_name, req.model_version); // unknown models fail before shared memory is read
+      const mv = this.repository.getModel(req.model_name, req.model_version);
       this.repository.touch(req.model_name);
-      // Looked up again after the inputs are read: a reload may have replaced the version meanwhile.
-      return await this.sharedMemory.run(req, (r) => this.repository.getModel(r.model_name, r.model_version).infer(r));
+      return await run(mv);
     } finally {
       this.inflight--;
     }

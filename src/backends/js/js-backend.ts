@@ -15,11 +15,10 @@ import type { Backend, BackendInstance, BackendModel, BackendModelContext, Insta
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { TritonError, asTritonError, internal, invalidArg } from "../../core/errors.js";
 import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
-import { modelConfigToJson } from "../../core/repository/model-config.js";
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
+import { AcceptedBatches, Replaceable, StreamingCalls, initializeArgs } from "../instance-life.js";
 import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
@@ -67,23 +66,15 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     path: modelFile,
     decoupled,
     outputTypes,
-    args: {
-      model_config: JSON.stringify(modelConfigToJson(config)),
-      model_name: ctx.name,
-      model_version: String(ctx.version),
-      model_instance_name: spec.name,
-      model_instance_kind: spec.kind,
-      model_instance_device_id: String(spec.deviceId),
-      model_repository: ctx.modelDir,
-    },
+    args: initializeArgs(ctx, config, spec, spec.kind),
   };
+
   const label = `model '${ctx.name}' instance '${spec.name}'`;
-  /** A decoupled model's batches in flight, by call id: where their responses go. */
-  const streaming = new Map<number, BatchRequest[]>();
+  const streaming = new StreamingCalls();
   const onOther = (msg: { type: string }) => {
     if (msg.type !== "partial") return;
     const p = msg as PartialMessage;
-    streaming.get(p.call)?.[p.index]?.respond?.(p.result, p.final);
+    streaming.deliver(p.call, p.index, p.result, p.final);
   };
   const start = async () => {
     const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream) : undefined;
@@ -168,8 +159,8 @@ class JsInstance implements BackendInstance {
     private readonly warn: (msg: string) => void,
     /** Tells a thread that a request of a batch it holds has been cancelled by its client. */
     private readonly cancel: (thread: Thread, call: number, index: number) => void,
-    /** Decoupled models: the batches whose responses are still coming, by call id. */
-    private readonly streaming?: Map<number, BatchRequest[]>,
+    /** Decoupled models: the batches whose responses are still coming. */
+    private readonly streaming?: StreamingCalls,
   ) {
     this.thread = new Replaceable(thread, () => {
       this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
@@ -200,7 +191,7 @@ class JsInstance implements BackendInstance {
     this.running.push(entry);
     if (this.running[0] === entry) entry.arm();
     const call = thread.send({ type: "execute", requests });
-    this.streaming?.set(call.id, requests);
+    this.streaming?.add(call.id, requests);
     // A client that goes away while its request runs: the model can see it (isCancelled) and stop.
     const listeners = requests.map((r, k) => {
       if (!r.signal) return undefined;
@@ -211,12 +202,12 @@ class JsInstance implements BackendInstance {
     try {
       const reply = await Promise.race([call.reply, timedOut]);
       // A decoupled batch is done once its responses have all been delivered.
-      if (reply.type === "done") return { results: requests.map(() => ({ outputs: [] })), timings: reply.timings };
+      if (reply.type === "done") return { results: StreamingCalls.done(requests), timings: reply.timings };
       if (reply.type !== "result") throw internal(`${this.label}: unexpected reply '${reply.type}' from the js model worker`);
       return { results: reply.results, timings: reply.timings };
     } finally {
       clearTimeout(timer);
-      this.streaming?.delete(call.id);
+      this.streaming?.remove(call.id);
       for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
       const i = this.running.indexOf(entry);
       this.running.splice(i, 1);

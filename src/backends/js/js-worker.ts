@@ -8,9 +8,8 @@ import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { TritonError, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
-import type { DataType } from "../../core/tensors/datatypes.js";
 import { decodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
-import { makeTensor, tensorValues, type TensorValues } from "../../core/tensors/tensor-values.js";
+import { makeTensor, tensorValues, typedValues, type TensorValues } from "../../core/tensors/tensor-values.js";
 import { WorkerEnd, type ExecuteMessage } from "../worker-channel/channel.js";
 import { READY_ID } from "../worker-channel/replies.js";
 import type { BlsRequest, ModelOutput, ModelRequest, ModelServices, ModelTensor, TritiumModel } from "./model-api.js";
@@ -233,10 +232,13 @@ async function execute(msg: ExecuteMessage): Promise<void> {
 }
 
 function toModelTensor(t: Tensor): ModelTensor {
-  const mt: ModelTensor = { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorValues(t) };
-  if (t.datatype === "BYTES") mt.bytes = decodeBytesElements(t.data);
-  return mt;
+  if (t.datatype !== "BYTES") return { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorValues(t) };
+  // The elements are split once, for the strings and the exact bytes both.
+  const bytes = decodeBytesElements(t.data);
+  return { name: t.name, datatype: t.datatype, shape: t.shape, data: bytes.map((e) => utf8.decode(e)), bytes };
 }
+
+const utf8 = new TextDecoder("utf-8");
 
 function toModelRequest(r: BatchRequest, call: number, index: number): ModelRequest {
   const inputs: Record<string, ModelTensor> = {};
@@ -267,23 +269,10 @@ function toResult(response: unknown, request: BatchRequest): ExecutionResult {
   return { outputs };
 }
 
-const TYPED: Partial<Record<DataType, new (values: ArrayLike<number> & ArrayLike<bigint>) => TensorValues>> = {
-  BOOL: Uint8Array, UINT8: Uint8Array, INT8: Int8Array, UINT16: Uint16Array, INT16: Int16Array,
-  UINT32: Uint32Array, INT32: Int32Array, UINT64: BigUint64Array, INT64: BigInt64Array,
-  FP16: Uint16Array, BF16: Uint16Array, FP32: Float32Array, FP64: Float64Array,
-} as never;
-
 function toTensor(name: string, o: ModelOutput): Tensor {
   const datatype = o.datatype ?? init.outputTypes[name];
   if (!datatype) throw new Error(`output '${name}' has no datatype and none is configured`);
   if (!Array.isArray(o.shape)) throw new Error(`output '${name}' must have a 'shape' array`);
-  let values = o.data as TensorValues;
-  if (datatype !== "BYTES" && Array.isArray(o.data)) {
-    const Ctor = TYPED[datatype]!;
-    values = new Ctor((datatype === "INT64" || datatype === "UINT64" ? (o.data as unknown[]).map((v) => BigInt(v as number)) : o.data) as never);
-  } else if (datatype !== "BYTES" && ArrayBuffer.isView(o.data) && TYPED[datatype] && !(o.data instanceof TYPED[datatype]!)) {
-    const Ctor = TYPED[datatype]!;
-    values = new Ctor(o.data as never);
-  }
+  const values = datatype === "BYTES" ? (o.data as TensorValues) : typedValues(datatype, o.data as TensorValues);
   return makeTensor(name, datatype, [...o.shape], values);
 }

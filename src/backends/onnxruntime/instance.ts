@@ -7,7 +7,7 @@ import { internal } from "../../core/errors.js";
 import type { BatchRequest, BatchResult } from "../../core/requests/inference.js";
 import type { FromWorker, OrtModelMetadata, OrtSessionOptions, ToWorker, WorkerInit } from "./protocol.js";
 import { InstanceThread, type DistributiveOmit } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
+import { AcceptedBatches, Replaceable } from "../instance-life.js";
 
 /** The compiled worker, next to this file in dist/. */
 const WORKER_URL = new URL("./instance-worker.js", import.meta.url);

@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { TritonError, internal } from "../../core/errors.js";
+import { endsWithin } from "../instance-life.js";
 
 /** How long `close` waits for the process to finish cleanly before killing it. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -108,13 +109,7 @@ export class ModelProcess {
     this.hold(true);
     const closed = this.call({ type: "close" }).catch(() => undefined);
     this.closing = true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
-      timer.unref();
-    });
-    if ((await Promise.race([closed.then(() => this.exited), timeout])) === "timeout") this.child.kill("SIGKILL");
-    clearTimeout(timer);
+    if (!(await endsWithin(closed.then(() => this.exited), CLOSE_TIMEOUT_MS))) this.child.kill("SIGKILL");
     this.child.stdin.end();
     await this.exited;
   }

@@ -13,11 +13,10 @@ import { fileURLToPath } from "node:url";
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { TritonError, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, BatchResult, ExecutionResult } from "../../core/requests/inference.js";
-import { modelConfigToJson } from "../../core/repository/model-config.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Tensor } from "../../core/tensors/tensor.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
-import { AcceptedBatches, Replaceable } from "../worker-channel/instance-life.js";
+import { AcceptedBatches, Replaceable, StreamingCalls, initializeArgs } from "../instance-life.js";
 import { ModelProcess, type Frame } from "../process-host/model-process.js";
 
 const SOURCE = "python-backend.ts";
@@ -92,27 +91,15 @@ export class PythonBackend implements Backend {
 async function createInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
   const label = `model '${ctx.name}' instance '${spec.name}'`;
   const python = ctx.backendConfig["python-runtime"] ?? "python3";
-  // Triton's `args` for initialize().
-  const args = {
-    model_config: JSON.stringify(modelConfigToJson(config)),
-    model_instance_kind: spec.kind === "KIND_GPU" ? "GPU" : "CPU",
-    model_instance_name: spec.name,
-    model_instance_device_id: String(spec.deviceId),
-    model_repository: ctx.modelDir,
-    model_version: String(ctx.version),
-    model_name: ctx.name,
-  };
+  const args = initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU");
   const decoupled = config.modelTransactionPolicy?.decoupled ?? false;
-  /** A decoupled model's batches in flight, by call id: where their responses go. */
-  const streaming = new Map<number, BatchRequest[]>();
+  const streaming = new StreamingCalls();
   const onNotice = ({ header, payload }: Frame) => {
     const h = header as unknown as { call: number; index: number; final: boolean; outputs?: TensorDesc[]; error?: string };
-    const target = streaming.get(h.call)?.[h.index];
-    if (!target?.respond) return;
     const part: ExecutionResult | undefined = h.error !== undefined
       ? { error: { code: "INTERNAL", message: `${label}: ${h.error}` } }
       : h.outputs ? { outputs: unpackTensors(h.outputs, payload) } : undefined;
-    target.respond(part, h.final);
+    streaming.deliver(h.call, h.index, part, h.final);
   };
   const start = async () => {
     const proc = new ModelProcess({
@@ -147,8 +134,8 @@ class PythonInstance implements BackendInstance {
     private readonly label: string,
     proc: ModelProcess,
     restart: () => Promise<ModelProcess>,
-    /** Decoupled models: the batches whose responses are still coming, by call id. */
-    private readonly streaming?: Map<number, BatchRequest[]>,
+    /** Decoupled models: the batches whose responses are still coming. */
+    private readonly streaming?: StreamingCalls,
   ) {
     this.proc = new Replaceable(proc, restart);
   }
@@ -164,13 +151,13 @@ class PythonInstance implements BackendInstance {
     const t0 = process.hrtime.bigint();
     if (this.streaming) {
       const call = proc.send({ type: "execute", decoupled: true, requests: described }, payload);
-      this.streaming.set(call.id, requests);
+      this.streaming.add(call.id, requests);
       try {
         await call.reply;
       } finally {
-        this.streaming.delete(call.id);
+        this.streaming.remove(call.id);
       }
-      return { results: requests.map(() => ({ outputs: [] })), timings: { computeInputNs: 0, computeInferNs: Number(process.hrtime.bigint() - t0), computeOutputNs: 0 } };
+      return { results: StreamingCalls.done(requests), timings: { computeInputNs: 0, computeInferNs: Number(process.hrtime.bigint() - t0), computeOutputNs: 0 } };
     }
     const reply = await proc.call({ type: "execute", requests: described }, payload);
     const inferNs = Number(process.hrtime.bigint() - t0);

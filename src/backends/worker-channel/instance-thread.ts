@@ -7,6 +7,7 @@ import { Worker, type MessagePort } from "node:worker_threads";
 import { type TritonError, internal } from "../../core/errors.js";
 import { MainEnd, type ChannelMemory } from "./channel.js";
 import { Replies, type ErrorReply, type Message } from "./replies.js";
+import { endsWithin } from "../instance-life.js";
 
 /** How long `close` waits for a worker to finish cleanly before terminating it. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -111,13 +112,7 @@ export class InstanceThread<ToW extends Message, FromW extends Message> {
     }
     const closed = this.call({ type: "close" } as DistributiveOmit<ToW, "id">).catch(() => undefined);
     this.closing = true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), CLOSE_TIMEOUT_MS);
-      timer.unref();
-    });
-    if ((await Promise.race([closed.then(() => this.exited), timeout])) === "timeout") await this.worker.terminate();
-    clearTimeout(timer);
+    if (!(await endsWithin(closed.then(() => this.exited), CLOSE_TIMEOUT_MS))) await this.worker.terminate();
     await this.exited;
   }
 

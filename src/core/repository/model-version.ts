@@ -9,7 +9,7 @@ import { executionChannel, requestChannel, type FailureReason, type InferenceReq
 import { prepareRequest, requestIdPrefix } from "../requests/request-validator.js";
 import { schedulingParams } from "../requests/request-params.js";
 import { ResponseCache } from "../scheduling/response-cache.js";
-import type { RequestScheduler } from "../scheduling/scheduler.js";
+import type { RequestScheduler, ScheduleOutcome } from "../scheduling/scheduler.js";
 import { ModelStatistics } from "../observability/statistics.js";
 import type { Tensor } from "../tensors/tensor.js";
 
@@ -81,16 +81,8 @@ export class ModelVersion {
         this.stats.recordCacheMiss(lookupNs);
       }
       const queueStart = process.hrtime.bigint();
-      const outcome = await this.scheduler.enqueue(prepared, req.signal, params);
-      if ("error" in outcome) {
-        this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
-        throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
-      }
+      const outcome = this.succeeded(req, start, queueStart, n, await this.scheduler.enqueue(prepared, req.signal, params));
       const { result, timings } = outcome;
-      if (result.error) {
-        this.finished(req, start, queueStart, n, outcome.queueNs, timings, "BACKEND");
-        throw new TritonError(result.error.code, requestIdPrefix(req.id) + result.error.message);
-      }
       let outputs: Tensor[];
       try {
         outputs = this.finishOutputs(result.outputs, prepared.batch.outputNames, prepared.classification);
@@ -152,14 +144,7 @@ export class ModelVersion {
       // The batch may outlive this request (a batch-mate still streaming): the request ends at its own final
       // response, and a failure of the batch after it is not this request's.
       const settled = this.scheduler.enqueue(prepared, req.signal, schedulingParams(req)).then((outcome) => {
-        if ("error" in outcome && !finalSeen) {
-          this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
-          throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
-        }
-        if ("result" in outcome && outcome.result.error && !finalSeen) {
-          this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, "BACKEND");
-          throw new TritonError(outcome.result.error.code, requestIdPrefix(req.id) + outcome.result.error.message);
-        }
+        if (!finalSeen) this.succeeded(req, start, queueStart, n, outcome);
         this.finished(req, start, queueStart, n, outcome.queueNs, "result" in outcome ? outcome.timings : undefined, undefined);
       });
       settled.catch(() => undefined);
@@ -167,6 +152,22 @@ export class ModelVersion {
     } finally {
       this.inflight--;
     }
+  }
+
+  /**
+   * A scheduled request's outcome when it succeeded; a failure (refused or
+   * cancelled before execution, or failed by the backend) is counted and thrown.
+   */
+  private succeeded(req: InferenceRequest, start: bigint, queueStart: bigint, n: number, outcome: ScheduleOutcome): Extract<ScheduleOutcome, { result: unknown }> & { result: { outputs: Tensor[] } } {
+    if ("error" in outcome) {
+      this.finished(req, start, queueStart, n, outcome.queueNs, undefined, outcome.error.code === "CANCELLED" ? "CANCELED" : "REJECTED");
+      throw new TritonError(outcome.error.code, requestIdPrefix(req.id) + outcome.error.message);
+    }
+    if (outcome.result.error) {
+      this.finished(req, start, queueStart, n, outcome.queueNs, outcome.timings, "BACKEND");
+      throw new TritonError(outcome.result.error.code, requestIdPrefix(req.id) + outcome.result.error.message);
+    }
+    return outcome as Extract<ScheduleOutcome, { result: unknown }> & { result: { outputs: Tensor[] } };
   }
 
   private logError(e: unknown): void {

@@ -45,3 +45,17 @@ const TYPED: Record<Exclude<DataType, "BYTES">, TypedCtor> = {
   UINT32: Uint32Array, INT32: Int32Array, UINT64: BigUint64Array, INT64: BigInt64Array,
   FP16: Uint16Array, BF16: Uint16Array, FP32: Float32Array, FP64: Float64Array,
 } as unknown as Record<Exclude<DataType, "BYTES">, TypedCtor>;
+
+/**
+ * The elements of a non-BYTES datatype as that datatype's typed array:
+ * plain numbers (or bigints) are converted, another typed array is converted
+ * element by element, the right typed array is returned as it is.
+ */
+export function typedValues(datatype: Exclude<DataType, "BYTES">, values: TensorValues | readonly number[] | readonly bigint[]): TensorValues {
+  const Ctor = TYPED[datatype] as unknown as { new (v: ArrayLike<number> | ArrayLike<bigint>): TensorValues } & TypedCtor;
+  if (values instanceof (Ctor as unknown as { new (): object })) return values as TensorValues;
+  const wide = datatype === "INT64" || datatype === "UINT64";
+  const list = Array.from(values as ArrayLike<number | bigint>);
+  return new Ctor((wide ? list.map((v) => BigInt(v)) : list.map(Number)) as never);
+}
+

@@ -223,8 +223,7 @@ export class HttpFrontend {
     if (responses.length !== 1) {
       throw invalidArg(`generate: model '${m.model}' sent ${responses.length} responses where exactly one is expected; use generate_stream to receive several`);
     }
-    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(encodeGenerateResponse(responses[0]!)) });
-    res.end(encodeGenerateResponse(responses[0]!));
+    this.send(res, 200, { "Content-Type": "application/json" }, [Buffer.from(encodeGenerateResponse(responses[0]!), "utf8")]);
   }
 
   /**

@@ -1,0 +1,124 @@
+/**
+ * What every instance that runs in a thread or process of its own does around
+ * its batches, whatever runs there (ONNX Runtime, JavaScript, Python): count
+ * the batches it has accepted so that release waits for them (a counter, not
+ * a promise chain: a chain's value would keep every finished batch's results
+ * reachable for as long as the instance lives), replace a thread or process
+ * that has died before the next batch, route a decoupled model's responses,
+ * and give a closing thread or process a bounded time to finish.
+ */
+import type { BackendModelContext, InstanceSpec } from "../core/backend.js";
+import { internal } from "../core/errors.js";
+import type { BatchRequest, ExecutionResult } from "../core/requests/inference.js";
+import { modelConfigToJson } from "../core/repository/model-config.js";
+import type { ModelConfig } from "../gen/inference/model_config_pb.js";
+
+/** The batches an instance has accepted; release waits for them and refuses new ones. */
+export class AcceptedBatches {
+  private count = 0;
+  private idle: (() => void) | undefined;
+  private released: Promise<void> | undefined;
+
+  /** Runs a batch, unless release has begun (then it fails naming `instance`). */
+  run<T>(instance: string, batch: () => Promise<T>): Promise<T> {
+    if (this.released) return Promise.reject(internal(`model instance '${instance}' has been released`));
+    this.count++;
+    return batch().finally(() => {
+      if (--this.count === 0) this.idle?.();
+    });
+  }
+
+  /** Once: waits for the batches already accepted, then runs `end`. */
+  release(end: () => Promise<void>): Promise<void> {
+    this.released ??= (async () => {
+      if (this.count > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      await end();
+    })();
+    return this.released;
+  }
+}
+
+/** Something that runs in a thread which may die. */
+export interface Mortal {
+  readonly alive: boolean;
+  terminate(): Promise<void>;
+}
+
+/** The live thread of an instance, started afresh (once, however many batches ask) after the last one died. */
+export class Replaceable<T extends Mortal> {
+  private replacing: Promise<T> | undefined;
+
+  /** `start` makes a new thread and resolves once it is ready; without it a dead thread stays dead. */
+  constructor(private current: T, private readonly start?: () => Promise<T>) {}
+
+  get(): T {
+    return this.current;
+  }
+
+  async live(): Promise<T> {
+    if (this.current.alive || !this.start) return this.current;
+    this.replacing ??= (async () => {
+      try {
+        const fresh = await this.start!();
+        const dead = this.current;
+        this.current = fresh;
+        void dead.terminate();
+        return fresh;
+      } finally {
+        this.replacing = undefined;
+      }
+    })();
+    return this.replacing;
+  }
+}
+
+/** A decoupled model's batches in flight, by call id: where each request's responses go. */
+export class StreamingCalls {
+  private readonly calls = new Map<number, BatchRequest[]>();
+
+  add(call: number, requests: BatchRequest[]): void {
+    this.calls.set(call, requests);
+  }
+
+  remove(call: number): void {
+    this.calls.delete(call);
+  }
+
+  /** One response (or only the final flag) for request `index` of batch `call`. */
+  deliver(call: number, index: number, part: ExecutionResult | undefined, final: boolean): void {
+    this.calls.get(call)?.[index]?.respond?.(part, final);
+  }
+
+  /** What a decoupled batch answers core once its responses have all been delivered. */
+  static done(requests: readonly BatchRequest[]): ExecutionResult[] {
+    return requests.map(() => ({ outputs: [] }));
+  }
+}
+
+/** Whether `ended` settles within `ms`; the caller ends the thread or process the hard way when not. */
+export async function endsWithin(ended: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+    timer.unref();
+  });
+  const outcome = await Promise.race([ended.then(() => "ended" as const), timeout]);
+  clearTimeout(timer);
+  return outcome === "ended";
+}
+
+/**
+ * The `args` of Triton's Python backend `initialize`, which JavaScript models
+ * get too; `model_instance_kind` is the caller's (each backend says it its way).
+ */
+export function initializeArgs(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec, kind: string) {
+  return {
+    model_config: JSON.stringify(modelConfigToJson(config)),
+    model_instance_kind: kind,
+    model_instance_name: spec.name,
+    model_instance_device_id: String(spec.deviceId),
+    model_repository: ctx.modelDir,
+    model_version: String(ctx.version),
+    model_name: ctx.name,
+  };
+}

@@ -1,14 +1,30 @@
-"""Runs one model instance in its own process for Tritium (Python backend models today).
+"""Runs one model instance in its own process for Tritium (Python and PyTorch models).
 
 Protocol on this process's original stdin/stdout: frames of
-  u32 header length, u32 payload length (little-endian), header (JSON), payload (tensor bytes).
+  u32 header length, u32 payload length (little-endian), header (JSON), payload.
+A header names its tensors as (offset, length) ranges of the frame's bytes. Large
+frames leave their bytes in a file under Tritium's shared-memory directory
+(header "shm": the file name) instead of the pipe: this side maps that file, so
+numpy reads the server's input tensors where the server wrote them.
+
 The model's own prints go to stderr, so they cannot corrupt the protocol.
+
+Threads: a reader thread routes the server's frames (answers to BLS calls go
+straight to the thread that waits for them, cancellations mark their requests);
+the main thread runs the model's calls one at a time, in order; any thread may
+write (one lock). A decoupled model's response senders work from any thread,
+during execute or after it returns.
 """
+import asyncio
 import importlib.util
+import inspect
 import json
+import mmap
 import os
+import queue
 import struct
 import sys
+import threading
 import traceback
 
 import numpy as np
@@ -20,41 +36,68 @@ _proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
+SHM_DIR = os.environ.get("TRITIUM_SHM_DIR", "")
+SHM_PREFIX = os.environ.get("TRITIUM_SHM_PREFIX", "tritium")
+SHM_THRESHOLD = int(os.environ.get("TRITIUM_SHM_THRESHOLD", "65536"))
+
+_write_lock = threading.Lock()
+_shm_next = [0]
+
 
 def read_exact(n):
-    chunks = []
-    while n > 0:
-        b = _proto_in.read(n)
-        if not b:
+    view = bytearray(n)
+    got = 0
+    while got < n:
+        k = _proto_in.readinto(memoryview(view)[got:])
+        if not k:
             raise EOFError()
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
-
-
-_queued = []  # frames read while waiting for a BLS answer, handled afterwards in order
+        got += k
+    return view
 
 
 def read_frame():
-    if _queued:
-        return _queued.pop(0)
-    return read_raw_frame()
-
-
-def read_raw_frame():
     hl, pl = struct.unpack("<II", read_exact(8))
-    header = json.loads(read_exact(hl))
+    header = json.loads(bytes(read_exact(hl)))
     payload = read_exact(pl) if pl else b""
+    name = header.get("shm")
+    if name:
+        path = os.path.join(SHM_DIR, name)
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # Copy-on-write: numpy views of the inputs are writable, and nothing goes back to the file.
+            payload = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) if size else b""
+        os.unlink(path)
     return header, payload
 
 
-def write_frame(header, payload=b""):
+def write_frame(header, parts=()):
+    """Writes a frame whose payload is `parts` joined; a large one goes through a shared-memory file."""
+    size = sum(len(p) for p in parts)
+    inline = b""
+    if size >= SHM_THRESHOLD and SHM_DIR:
+        with _write_lock:
+            _shm_next[0] += 1
+            name = "%s-c%d" % (SHM_PREFIX, _shm_next[0])
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for p in parts:
+                view = memoryview(p)
+                while len(view):
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        header = dict(header, shm=name)
+    else:
+        inline = b"".join(bytes(p) if not isinstance(p, bytes) else p for p in parts)
     h = json.dumps(header).encode()
-    _proto_out.write(struct.pack("<II", len(h), len(payload)) + h + payload)
+    with _write_lock:
+        _proto_out.write(struct.pack("<II", len(h), len(inline)) + h)
+        if inline:
+            _proto_out.write(inline)
 
 
 def decode_bytes(raw):
-    out, off = [], 0
+    out, off, raw = [], 0, bytes(raw)
     while off < len(raw):
         (n,) = struct.unpack_from("<I", raw, off)
         off += 4
@@ -72,130 +115,268 @@ def encode_bytes(array):
 
 
 def to_tensor(desc, payload):
-    raw = payload[desc["offset"]:desc["offset"] + desc["length"]]
+    start, end = desc["offset"], desc["offset"] + desc["length"]
     if desc["datatype"] == "BYTES":
-        data = np.array(decode_bytes(raw), dtype=np.object_).reshape(desc["shape"])
+        data = np.array(decode_bytes(memoryview(payload)[start:end]), dtype=np.object_).reshape(desc["shape"])
     else:
-        data = np.frombuffer(raw, dtype=pb_utils.triton_string_to_numpy(desc["datatype"])).reshape(desc["shape"])
+        dtype = np.dtype(pb_utils.triton_string_to_numpy(desc["datatype"]))
+        data = np.frombuffer(payload, dtype=dtype, count=desc["length"] // dtype.itemsize, offset=start).reshape(desc["shape"])
     return pb_utils.Tensor(desc["name"], data)
 
 
 def from_tensor(tensor, parts):
+    """Appends a tensor's bytes to `parts` (no copy for a contiguous array) and describes it."""
     data = tensor.as_numpy()
     datatype = pb_utils.numpy_to_triton_type(data.dtype)
-    raw = encode_bytes(data) if datatype == "BYTES" else np.ascontiguousarray(data).tobytes()
+    raw = encode_bytes(data) if datatype == "BYTES" else memoryview(np.ascontiguousarray(data)).cast("B")
     offset = sum(len(p) for p in parts)
     parts.append(raw)
     return {"name": tensor.name(), "datatype": datatype, "shape": list(data.shape), "offset": offset, "length": len(raw)}
 
 
+def describe_error(e):
+    if isinstance(e, pb_utils.TritonError):
+        return {"error": e.message(), "code": pb_utils.TritonError._code_name(e.code())}
+    return {"error": "%s: %s" % (type(e).__name__, e)}
+
+
 def encode_response(response, wanted, parts):
-    """A response as the frames carry it: its outputs, or its error message."""
+    """A response as the frames carry it: its outputs, or its error."""
+    if not isinstance(response, pb_utils.InferenceResponse):
+        raise pb_utils.TritonModelException("expected an InferenceResponse, got %s" % type(response).__name__)
     if response.has_error():
         err = response.error()
-        return {"error": err.message() if isinstance(err, pb_utils.TritonError) else str(err)}
+        return describe_error(err if isinstance(err, Exception) else pb_utils.TritonError(str(err)))
     tensors = [t for t in response.output_tensors() if not wanted or t.name() in wanted]
     return {"outputs": [from_tensor(t, parts) for t in tensors]}
 
 
-def execute_decoupled(model, header, payload):
-    """Each request gets a response sender; a request that has not sent its final flag when execute returns gets it then."""
-    call = header["id"]
-    requests = []
-    for index, r in enumerate(header["requests"]):
-        req = pb_utils.InferenceRequest(inputs=[to_tensor(d, payload) for d in r["inputs"]], requested_output_names=r["outputs"])
-
-        def send(response, final, index=index, wanted=r["outputs"]):
-            parts = []
-            body = encode_response(response, wanted, parts) if response is not None else {}
-            write_frame({"type": "partial", "id": -1, "call": call, "index": index, "final": final, **body}, b"".join(parts))
-
-        req._sender = pb_utils.InferenceResponseSender(send)
-        requests.append(req)
-    try:
-        model.execute(requests)
-    except Exception as e:
-        message = e.message() if isinstance(e, pb_utils.TritonError) else "%s: %s" % (type(e).__name__, e)
-        for r in requests:
-            if not r._sender._closed:
-                r._sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)), pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-    for r in requests:
-        if not r._sender._closed:
-            r._sender.send(None, pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-    write_frame({"type": "done", "id": call})
-
+# --- BLS: calls from the model back into the server -------------------------------------
 
 _bls_next = [0]
+_bls_waiting = {}  # call id -> queue of (header, payload) answers
+_bls_lock = threading.Lock()
 
 
-def bls(request):
-    """Sends a BLS request to the server and waits for its answer (other frames wait their turn)."""
-    _bls_next[0] += 1
-    call = _bls_next[0]
+def _bls_send(request, decoupled):
     parts = []
     inputs = [from_tensor(t, parts) for t in request.inputs()]
     version = request._model_version
-    write_frame({"type": "bls", "id": call, "request": {
+    answers = queue.Queue()
+    with _bls_lock:
+        _bls_next[0] += 1
+        call = _bls_next[0]
+        _bls_waiting[call] = answers
+    write_frame({"type": "bls", "id": call, "decoupled": decoupled, "request": {
         "model_name": request._model_name,
         "model_version": None if version in (None, -1, "") else str(version),
+        "id": request._id,
+        "parameters": request._parameters,
         "inputs": inputs,
         "outputs": request.requested_output_names(),
-    }}, b"".join(parts))
-    while True:
-        header, payload = read_raw_frame()
-        if header["type"] == "bls_result" and header["id"] == call:
-            break
-        _queued.append((header, payload))
+    }}, parts)
+    return call, answers
+
+
+def _bls_response(header, payload):
     if "error" in header:
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(header["error"]))
-    return pb_utils.InferenceResponse([to_tensor(d, payload) for d in header["outputs"]])
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(header["error"], pb_utils.TritonError._code_value(header.get("code"))))
+    return pb_utils.InferenceResponse([to_tensor(d, payload) for d in header.get("outputs", [])])
+
+
+def bls(request, decoupled=False):
+    """Runs `request` on the server: one InferenceResponse, or (decoupled) an iterator of them, the last one final."""
+    call, answers = _bls_send(request, decoupled)
+    if not decoupled:
+        header, payload = answers.get()
+        with _bls_lock:
+            _bls_waiting.pop(call, None)
+        return _bls_response(header, payload)
+
+    def responses():
+        try:
+            while True:
+                header, payload = answers.get()
+                yield _bls_response(header, payload)
+                if header.get("final", True):
+                    return
+        finally:
+            with _bls_lock:
+                _bls_waiting.pop(call, None)
+    return responses()
 
 
 pb_utils._bls = bls
 
 
-def main():
-    model = None
+# --- the server's calls --------------------------------------------------------------------
+
+_cancelled = set()  # (call, index) of requests whose clients have gone
+_work = queue.Queue()
+_loop = asyncio.new_event_loop()
+
+
+def reader():
+    """Routes every frame: BLS answers to their waiters, cancellations to their requests, the rest to the main thread."""
     while True:
         try:
             header, payload = read_frame()
-        except EOFError:
+        except (EOFError, OSError, ValueError):
+            _work.put(None)
             return
+        kind = header["type"]
+        if kind == "bls_result":
+            with _bls_lock:
+                waiter = _bls_waiting.get(header["id"])
+            if waiter is not None:
+                waiter.put((header, payload))
+        elif kind == "cancel":
+            _cancelled.add((header["call"], header["index"]))
+        else:
+            _work.put((header, payload))
+
+
+def run_model_call(fn, *args):
+    """Calls a model method; an `async def` one runs to completion on this thread's event loop."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = _loop.run_until_complete(result)
+    return result
+
+
+def make_requests(header, payload, call):
+    requests = []
+    for index, r in enumerate(header["requests"]):
+        params = r.get("parameters") or {}
+        req = pb_utils.InferenceRequest(
+            inputs=[to_tensor(d, payload) for d in r["inputs"]],
+            requested_output_names=r["outputs"],
+            request_id=r.get("id", ""),
+            correlation_id=params.get("sequence_id", 0),
+            parameters=params,
+        )
+        req._cancelled = lambda key=(call, index): key in _cancelled
+        requests.append(req)
+    return requests
+
+
+def execute(model, header, payload):
+    call = header["id"]
+    requests = make_requests(header, payload, call)
+    responses = run_model_call(model.execute, requests)
+    if responses is None or len(responses) != len(requests):
+        raise pb_utils.TritonModelException(
+            "execute() must return one response per request (%d), got %s"
+            % (len(requests), "None" if responses is None else len(responses)))
+    parts = []
+    out = []
+    for req, res in zip(header["requests"], responses):
+        try:
+            out.append(encode_response(res, req["outputs"], parts))
+        except Exception as e:
+            out.append(describe_error(e))
+    write_frame({"type": "result", "id": call, "responses": out}, parts)
+
+
+class DecoupledCall:
+    """One decoupled batch: done (and told to the server) once execute has returned and every request has sent its final flag."""
+
+    def __init__(self, call, count):
+        self.call = call
+        self.open = count
+        self.returned = False
+        self.lock = threading.Lock()
+
+    def closed_one(self):
+        with self.lock:
+            self.open -= 1
+            done = self.returned and self.open == 0
+        if done:
+            write_frame({"type": "done", "id": self.call})
+
+    def execute_returned(self):
+        with self.lock:
+            self.returned = True
+            done = self.open == 0
+        if done:
+            write_frame({"type": "done", "id": self.call})
+
+
+def execute_decoupled(model, header, payload):
+    call = header["id"]
+    requests = make_requests(header, payload, call)
+    state = DecoupledCall(call, len(requests))
+    for index, (r, req) in enumerate(zip(header["requests"], requests)):
+        def send(response, final, index=index, wanted=r["outputs"]):
+            parts = []
+            try:
+                body = encode_response(response, wanted, parts) if response is not None else {}
+            except Exception as e:
+                parts, body = [], describe_error(e)
+            write_frame({"type": "partial", "id": -1, "call": call, "index": index, "final": final, **body}, parts)
+            if final:
+                state.closed_one()
+
+        req._sender = pb_utils.InferenceResponseSender(send, req._cancelled)
+    try:
+        run_model_call(model.execute, requests)
+    except Exception as e:
+        traceback.print_exc(file=sys.stderr)
+        for r in requests:
+            if not r._sender._closed:
+                r._sender.send(pb_utils.InferenceResponse(error=e if isinstance(e, pb_utils.TritonError) else pb_utils.TritonError(describe_error(e)["error"])),
+                               pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    state.execute_returned()
+
+
+def load_model_class(path):
+    spec = importlib.util.spec_from_file_location("model", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))
+    spec.loader.exec_module(module)
+    return module.TritonPythonModel
+
+
+def main():
+    threading.Thread(target=reader, daemon=True).start()
+    model = None
+    while True:
+        item = _work.get()
+        if item is None:
+            return
+        header, payload = item
         kind, call = header["type"], header["id"]
         try:
             if kind == "init":
-                spec = importlib.util.spec_from_file_location("model", header["path"])
-                module = importlib.util.module_from_spec(spec)
-                sys.path.insert(0, os.path.dirname(header["path"]))
-                spec.loader.exec_module(module)
-                model = module.TritonPythonModel()
+                pb_utils._model_config = json.loads(header["args"]["model_config"])
+                model = load_model_class(header["path"])()
                 if hasattr(model, "initialize"):
-                    model.initialize(header["args"])
+                    run_model_call(model.initialize, header["args"])
                 write_frame({"type": "ready", "id": call})
+            elif kind == "auto_complete":
+                cls = load_model_class(header["path"])
+                config = pb_utils.ModelConfig(header["config"])
+                if hasattr(cls, "auto_complete_config"):
+                    config = cls.auto_complete_config(config)
+                write_frame({"type": "auto_completed", "id": call, "config": config.as_dict()})
+                return
+            elif kind == "is_ready":
+                ready = run_model_call(model.is_ready) if hasattr(model, "is_ready") else True
+                write_frame({"type": "readiness", "id": call, "ready": bool(ready)})
             elif kind == "execute" and header.get("decoupled"):
                 execute_decoupled(model, header, payload)
             elif kind == "execute":
-                requests = [
-                    pb_utils.InferenceRequest(inputs=[to_tensor(d, payload) for d in r["inputs"]], requested_output_names=r["outputs"])
-                    for r in header["requests"]
-                ]
-                responses = model.execute(requests)
-                if responses is None or len(responses) != len(requests):
-                    raise pb_utils.TritonModelException(
-                        "execute() must return one response per request (%d), got %s"
-                        % (len(requests), "None" if responses is None else len(responses)))
-                parts = []
-                out = [encode_response(res, req["outputs"], parts) for req, res in zip(header["requests"], responses)]
-                write_frame({"type": "result", "id": call, "responses": out}, b"".join(parts))
+                execute(model, header, payload)
             elif kind == "close":
                 if model is not None and hasattr(model, "finalize"):
-                    model.finalize()
+                    run_model_call(model.finalize)
                 write_frame({"type": "closed", "id": call})
                 return
         except Exception as e:  # the model's failure answers this call; the process goes on
-            message = e.message() if isinstance(e, pb_utils.TritonError) else "%s: %s" % (type(e).__name__, e)
             traceback.print_exc(file=sys.stderr)
-            write_frame({"type": "error", "id": call, "message": message})
+            write_frame(dict(describe_error(e), type="error", id=call))
+        finally:
+            del payload
 
 
 if __name__ == "__main__":

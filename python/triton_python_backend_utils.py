@@ -3,6 +3,7 @@
 Tensors are numpy arrays; requests and responses are plain objects that the host
 (tritium_host.py) fills from, and serializes to, Tritium's process protocol.
 """
+import asyncio
 import json
 
 import numpy as np
@@ -35,18 +36,36 @@ def numpy_to_triton_type(dtype):
 
 
 class TritonError(Exception):
-    """An error for one response (InferenceResponse(error=...)) or raised by a model."""
+    """An error for one response (InferenceResponse(error=...)) or raised by a model; its code picks the client's status."""
 
-    def __init__(self, msg, code=None):
+    UNKNOWN = 0
+    INTERNAL = 1
+    NOT_FOUND = 2
+    INVALID_ARG = 3
+    UNAVAILABLE = 4
+    UNSUPPORTED = 5
+    ALREADY_EXISTS = 6
+    CANCELLED = 7
+    _NAMES = ("UNKNOWN", "INTERNAL", "NOT_FOUND", "INVALID_ARG", "UNAVAILABLE", "UNSUPPORTED", "ALREADY_EXISTS", "CANCELLED")
+
+    def __init__(self, msg, code=INTERNAL):
         super().__init__(msg)
         self._msg = msg
-        self._code = code
+        self._code = TritonError.INTERNAL if code is None else code
 
     def message(self):
         return self._msg
 
     def code(self):
         return self._code
+
+    @staticmethod
+    def _code_name(code):
+        return TritonError._NAMES[code] if isinstance(code, int) and 0 <= code < len(TritonError._NAMES) else "INTERNAL"
+
+    @staticmethod
+    def _code_value(name):
+        return TritonError._NAMES.index(name) if name in TritonError._NAMES else TritonError.INTERNAL
 
 
 class TritonModelException(TritonError):
@@ -98,17 +117,19 @@ class InferenceRequest:
         self._parameters = parameters if isinstance(parameters, dict) else json.loads(parameters) if parameters else {}
         self._model_name = model_name
         self._model_version = model_version
+        self._cancelled = lambda: False
 
     def exec(self, decoupled=False):
-        """Runs this request on the server's model `model_name`; errors come back in the response."""
-        if decoupled:
-            raise TritonModelException("BLS calls to decoupled models are not supported by Tritium's Python backend yet")
+        """Runs this request on the server's model `model_name`; errors come back in the response.
+
+        With decoupled=True: an iterator of the model's responses, the last one final (it may have no outputs)."""
         if _bls is None:
             raise TritonModelException("BLS is not available in this process")
-        return _bls(self)
+        return _bls(self, decoupled)
 
     async def async_exec(self, decoupled=False):
-        return self.exec(decoupled)
+        """The same, awaitable: several calls can be in flight at once."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.exec, decoupled)
 
     def inputs(self):
         return self._inputs
@@ -126,7 +147,8 @@ class InferenceRequest:
         return json.dumps(self._parameters)
 
     def is_cancelled(self):
-        return False
+        """Whether the client has gone away (the model may stop early)."""
+        return self._cancelled()
 
     def get_response_sender(self):
         """Decoupled models: sends this request's responses (zero or more), the last with the final flag."""
@@ -136,8 +158,9 @@ class InferenceRequest:
 
 
 class InferenceResponseSender:
-    def __init__(self, send):
+    def __init__(self, send, cancelled=lambda: False):
         self._send = send
+        self._cancelled = cancelled
         self._closed = False
 
     def send(self, response=None, flags=0):
@@ -149,11 +172,13 @@ class InferenceResponseSender:
         self._send(response, final)
 
     def is_cancelled(self):
-        return False
+        return self._cancelled()
 
 
 class InferenceResponse:
     def __init__(self, output_tensors=None, error=None, parameters=None):
+        if isinstance(error, str):
+            error = TritonError(error)
         self._outputs = list(output_tensors or [])
         self._error = error
         self._parameters = parameters or {}
@@ -206,3 +231,62 @@ def _log(level, msg):
     import sys
     sys.stderr.write("%s %s\n" % (level, msg))
     sys.stderr.flush()
+
+
+_model_config = {}  # set by the host before initialize: the model's configuration as JSON
+
+
+def get_input_config_by_name(model_config, name):
+    """The config entry of input `name` (model_config: the parsed `args['model_config']`), or None."""
+    return next((c for c in model_config.get("input", []) if c.get("name") == name), None)
+
+
+def get_output_config_by_name(model_config, name):
+    return next((c for c in model_config.get("output", []) if c.get("name") == name), None)
+
+
+def using_decoupled_model_transaction_policy(model_config):
+    return bool(model_config.get("model_transaction_policy", {}).get("decoupled", False))
+
+
+class ModelConfig:
+    """What auto_complete_config(auto_complete_model_config) gets and returns: the model's configuration, to fill in."""
+
+    def __init__(self, config):
+        self._config = config
+
+    def as_dict(self):
+        return self._config
+
+    def max_batch_size(self):
+        return int(self._config.get("max_batch_size", 0))
+
+    def set_max_batch_size(self, max_batch_size):
+        self._config["max_batch_size"] = int(max_batch_size)
+
+    def set_dynamic_batching(self):
+        self._config.setdefault("dynamic_batching", {})
+
+    def set_model_transaction_policy(self, policy):
+        self._config["model_transaction_policy"] = dict(policy)
+
+    def _add(self, kind, tensor):
+        for key in ("name", "data_type", "dims"):
+            if key not in tensor:
+                raise TritonModelException("%s '%s' must have '%s'" % (kind, tensor.get("name", "?"), key))
+        entries = self._config.setdefault(kind, [])
+        existing = next((e for e in entries if e.get("name") == tensor["name"]), None)
+        if existing is None:
+            entries.append(dict(tensor))
+            return
+        for key, value in tensor.items():
+            have = existing.get(key)
+            if have is not None and have != value and not (key == "dims" and [int(d) for d in have] == [int(d) for d in value]):
+                raise TritonModelException("unable to add %s '%s': its %s is already %s in the model configuration" % (kind, tensor["name"], key, have))
+            existing[key] = value
+
+    def add_input(self, input):
+        self._add("input", input)
+
+    def add_output(self, output):
+        self._add("output", output)

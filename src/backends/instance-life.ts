@@ -8,7 +8,7 @@
  * and give a closing thread or process a bounded time to finish.
  */
 import type { BackendModelContext, InstanceSpec } from "../core/backend.js";
-import { internal } from "../core/errors.js";
+import { internal, invalidArg } from "../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../core/requests/inference.js";
 import { modelConfigToJson } from "../core/repository/model-config.js";
 import type { ModelConfig } from "../gen/inference/model_config_pb.js";
@@ -121,4 +121,62 @@ export function initializeArgs(ctx: BackendModelContext, config: ModelConfig, sp
     model_version: String(ctx.version),
     model_name: ctx.name,
   };
+}
+
+/** The default of `execute_timeout_ms`. */
+const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
+
+/**
+ * The model parameter `execute_timeout_ms` (Tritium's, for models run in a
+ * thread or process of their own): how long a batch may go without finishing
+ * (or, for a decoupled model, without sending a response) before its requests
+ * fail and the thread or process is replaced.
+ */
+export function executeTimeout(config: ModelConfig, name: string): number {
+  const v = config.parameters["execute_timeout_ms"]?.stringValue;
+  if (v === undefined) return DEFAULT_EXECUTE_TIMEOUT_MS;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw invalidArg(`model '${name}': parameter 'execute_timeout_ms' must be a positive integer, got '${v}'`);
+  return n;
+}
+
+/** One batch's deadline: `touch` when it shows progress, `end` when it is done. */
+export interface Deadline {
+  touch(): void;
+  end(): void;
+}
+
+/**
+ * Deadlines of the batches a thread or process runs one after another, in
+ * the order they were sent: a batch's time starts when the one before it
+ * ends, not while it waits behind it.
+ */
+export class BatchDeadlines {
+  private readonly running: { arm: () => void; timer?: NodeJS.Timeout }[] = [];
+
+  constructor(private readonly ms: number) {}
+
+  /** Starts the deadline of a batch just sent; `expired` runs if it passes. */
+  start(expired: () => void): Deadline {
+    const entry: { arm: () => void; timer?: NodeJS.Timeout } = {
+      arm: () => {
+        clearTimeout(entry.timer);
+        entry.timer = setTimeout(expired, this.ms);
+      },
+    };
+    this.running.push(entry);
+    if (this.running[0] === entry) entry.arm();
+    return {
+      touch: () => {
+        if (entry.timer) entry.arm();
+      },
+      end: () => {
+        clearTimeout(entry.timer);
+        const i = this.running.indexOf(entry);
+        if (i < 0) return;
+        this.running.splice(i, 1);
+        if (i === 0) this.running[0]?.arm();
+      },
+    };
+  }
 }

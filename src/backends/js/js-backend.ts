@@ -18,12 +18,11 @@ import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } f
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, Replaceable, StreamingCalls, initializeArgs } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs } from "../instance-life.js";
 import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
 const WORKER_URL = new URL("./js-worker.js", import.meta.url);
-const DEFAULT_TIMEOUT_MS = 60_000;
 
 /**
  * The `js` backend, or, given `builtin`, a backend whose every model runs
@@ -132,23 +131,13 @@ function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, str
   return { worker: port2, main: port1 };
 }
 
-/** `execute_timeout_ms`: how long one batch may run before its requests fail and the thread is replaced. */
-function executeTimeout(config: ModelConfig, name: string): number {
-  const v = config.parameters["execute_timeout_ms"]?.stringValue;
-  if (v === undefined) return DEFAULT_TIMEOUT_MS;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw invalidArg(`model '${name}': parameter 'execute_timeout_ms' must be a positive integer, got '${v}'`);
-  return n;
-}
-
 type Thread = InstanceThread<ToJsWorker, FromJsWorker>;
 
 /** One instance of a `js` model: one worker thread, replaced when it dies or hangs. */
 class JsInstance implements BackendInstance {
   private readonly thread: Replaceable<Thread>;
   private readonly batches = new AcceptedBatches();
-  /** Batches sent to the worker, in order; the first is the one it runs, whose time is counted. */
-  private readonly running: { arm: () => void }[] = [];
+  private readonly deadlines: BatchDeadlines;
 
   constructor(
     readonly name: string,
@@ -162,6 +151,7 @@ class JsInstance implements BackendInstance {
     /** Decoupled models: the batches whose responses are still coming. */
     private readonly streaming?: StreamingCalls,
   ) {
+    this.deadlines = new BatchDeadlines(timeoutMs);
     this.thread = new Replaceable(thread, () => {
       this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
       return start();
@@ -174,22 +164,14 @@ class JsInstance implements BackendInstance {
 
   private async run(requests: BatchRequest[]): Promise<BatchResult> {
     const thread = await this.thread.live();
-    let timer: NodeJS.Timeout | undefined;
     let fail: (e: TritonError) => void = () => {};
     const timedOut = new Promise<never>((_, reject) => (fail = reject));
-    // The worker runs its batches in order: a batch's time starts when the one before it ends, not while it waits.
-    const entry = {
-      arm: () => {
-        timer = setTimeout(() => {
-          const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
-          this.warn(e.message);
-          void thread.abandon(e);
-          fail(e);
-        }, this.timeoutMs);
-      },
-    };
-    this.running.push(entry);
-    if (this.running[0] === entry) entry.arm();
+    const deadline = this.deadlines.start(() => {
+      const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
+      this.warn(e.message);
+      void thread.abandon(e);
+      fail(e);
+    });
     const call = thread.send({ type: "execute", requests });
     this.streaming?.add(call.id, requests);
     // A client that goes away while its request runs: the model can see it (isCancelled) and stop.
@@ -206,12 +188,9 @@ class JsInstance implements BackendInstance {
       if (reply.type !== "result") throw internal(`${this.label}: unexpected reply '${reply.type}' from the js model worker`);
       return { results: reply.results, timings: reply.timings };
     } finally {
-      clearTimeout(timer);
+      deadline.end();
       this.streaming?.remove(call.id);
       for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
-      const i = this.running.indexOf(entry);
-      this.running.splice(i, 1);
-      if (i === 0) this.running[0]?.arm();
     }
   }
 

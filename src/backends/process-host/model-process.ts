@@ -1,24 +1,32 @@
 /**
- * One model instance in a child process of its own (Python models today,
- * PyTorch ones next: both run `python/tritium_host.py`). The server owns the
- * process: it starts it, talks to it in frames over its stdin/stdout, fails
- * the calls in flight when it dies, and ends it on close.
+ * One model instance in a child process of its own (Python and PyTorch
+ * models: both run `python/tritium_host.py`). The server owns the process: it
+ * starts it, talks to it in frames over its stdin/stdout, fails the calls in
+ * flight when it dies, and ends it on close.
  *
  * A frame: u32 header length, u32 payload length (little-endian), a JSON
  * header with `type` and `id`, then the payload (tensor bytes, laid out as
- * the header says). The child answers each call with a frame of the same id.
+ * the header says). A payload of {@link SHM_THRESHOLD} bytes or more travels
+ * in a shared-memory file instead, named by the header's `shm`. The child
+ * answers each call with a frame of the same id.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { TritonError, internal } from "../../core/errors.js";
+import { TritonError, internal, type ErrorCode } from "../../core/errors.js";
 import { endsWithin } from "../instance-life.js";
+import { SHM_THRESHOLD, removeShmFiles, shmDir, takeShmFile, writeShmFile } from "./shm-files.js";
 
 /** How long `close` waits for the process to finish cleanly before killing it. */
 const CLOSE_TIMEOUT_MS = 10_000;
+
+const ERROR_CODES = new Set<ErrorCode>(["UNKNOWN", "INTERNAL", "NOT_FOUND", "INVALID_ARG", "UNAVAILABLE", "UNSUPPORTED", "ALREADY_EXISTS", "CANCELLED"]);
 
 export interface Frame {
   header: { type: string; id: number; [key: string]: unknown };
   payload: Buffer;
 }
+
+/** Sends one answer to a request the process made; several for a streamed one. */
+export type Reply = (header: Record<string, unknown>, payload?: readonly Uint8Array[]) => void;
 
 export interface ModelProcessOptions {
   /** The program and its arguments, e.g. `python3 python/tritium_host.py`. */
@@ -29,23 +37,39 @@ export interface ModelProcessOptions {
   label: string;
   /** Lines the process writes to stderr (its prints, its logger). */
   onLog: (line: string) => void;
-  /** A request the process makes of the server (BLS); its answer is sent back as `<type>_result` with the same id. */
-  onRequest?: (frame: Frame) => Promise<{ header: Record<string, unknown>; payload?: Buffer }>;
+  /** A request the process makes of the server (BLS); its answers go back as `<type>_result` frames with the same id. */
+  onRequest?: (frame: Frame, reply: Reply) => void;
   /** Frames that answer no call and ask nothing (a decoupled model's responses). */
   onNotice?: (frame: Frame) => void;
+}
+
+let processes = 0;
+
+/** The error a child's `error` frame carries (its code where the model gave one). */
+export function frameError(label: string, header: Record<string, unknown>): TritonError {
+  const code = ERROR_CODES.has(header.code as ErrorCode) ? (header.code as ErrorCode) : "INTERNAL";
+  return new TritonError(code, `${label}: ${String(header.error)}`);
 }
 
 export class ModelProcess {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly pending = new Map<number, { resolve: (f: Frame) => void; reject: (e: TritonError) => void }>();
   private nextId = 1;
-  private buffered: Buffer = Buffer.alloc(0);
+  /** Bytes received and not yet framed: kept as chunks, joined once a whole frame is there. */
+  private chunks: Buffer[] = [];
+  private received = 0;
   private dead: TritonError | undefined;
   private closing = false;
   private readonly exited: Promise<void>;
+  /** Names this process's shared-memory files (both directions), so a dead one's are found. */
+  private readonly shmPrefix = `p${process.pid}-${++processes}`;
+  private shmNext = 0;
 
   constructor(private readonly options: ModelProcessOptions) {
-    this.child = spawn(options.command, options.args, { env: options.env, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(options.command, options.args, {
+      env: { ...options.env, TRITIUM_SHM_DIR: shmDir(), TRITIUM_SHM_PREFIX: this.shmPrefix, TRITIUM_SHM_THRESHOLD: String(SHM_THRESHOLD) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     this.child.stdout.on("data", (chunk: Buffer) => this.receive(chunk));
     let line = "";
     this.child.stderr.setEncoding("utf8");
@@ -65,6 +89,7 @@ export class ModelProcess {
         this.fail(this.closing
           ? internal(`${options.label}: the instance has been released`)
           : internal(`${options.label}: the model process exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`));
+        removeShmFiles(this.shmPrefix);
         resolve();
       });
     });
@@ -87,12 +112,12 @@ export class ModelProcess {
   }
 
   /** Sends a frame and resolves with the child's answer to it; an `error` answer rejects with its message. */
-  call(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): Promise<Frame> {
+  call(header: Omit<Frame["header"], "id">, payload: readonly Uint8Array[] = []): Promise<Frame> {
     return this.send(header, payload).reply;
   }
 
   /** The same, with the frame's id (which the child's notices about it carry). */
-  send(header: Omit<Frame["header"], "id">, payload: Buffer = Buffer.alloc(0)): { id: number; reply: Promise<Frame> } {
+  send(header: Omit<Frame["header"], "id">, payload: readonly Uint8Array[] = []): { id: number; reply: Promise<Frame> } {
     if (this.dead) return { id: -1, reply: Promise.reject(this.dead) };
     const id = this.nextId++;
     if (this.pending.size === 0) this.hold(true);
@@ -101,6 +126,11 @@ export class ModelProcess {
       this.write({ ...header, id }, payload);
     });
     return { id, reply };
+  }
+
+  /** Sends a frame that expects no answer (e.g. a cancellation). */
+  tell(header: Frame["header"]): void {
+    if (!this.dead) this.write(header, []);
   }
 
   /** Asks the process to finish (`close`: the model's finalize) and end; kills it if it does not in time. */
@@ -114,8 +144,9 @@ export class ModelProcess {
     await this.exited;
   }
 
-  /** Ends the process at once. */
-  async terminate(): Promise<void> {
+  /** Ends the process at once; the calls in flight fail with `reason` when given. */
+  async terminate(reason?: TritonError): Promise<void> {
+    if (reason) this.fail(reason);
     this.closing = true;
     // Until its exit is seen: an awaited end must keep the server's event loop running.
     this.hold(true);
@@ -124,49 +155,68 @@ export class ModelProcess {
   }
 
   private receive(chunk: Buffer): void {
-    this.buffered = this.buffered.byteLength ? Buffer.concat([this.buffered, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.received += chunk.byteLength;
     for (;;) {
-      if (this.buffered.byteLength < 8) return;
-      const hl = this.buffered.readUInt32LE(0);
-      const pl = this.buffered.readUInt32LE(4);
-      if (this.buffered.byteLength < 8 + hl + pl) return;
-      const header = JSON.parse(this.buffered.toString("utf8", 8, 8 + hl)) as Frame["header"];
-      // The payload is copied out: the buffer it came in is reused for the frames after it.
-      const payload = Buffer.from(this.buffered.subarray(8 + hl, 8 + hl + pl));
-      this.buffered = this.buffered.subarray(8 + hl + pl);
-      if (header.type === "bls") {
-        this.answer(header, payload);
-        continue;
-      }
-      if (header.id === -1) {
-        this.options.onNotice?.({ header, payload });
-        continue;
-      }
-      const p = this.pending.get(header.id);
-      this.pending.delete(header.id);
-      if (this.pending.size === 0 && !this.closing) this.hold(false);
-      if (!p) continue;
-      if (header.type === "error") p.reject(internal(`${this.options.label}: ${String(header.message)}`));
-      else p.resolve({ header, payload });
+      if (this.received < 8) return;
+      let head = this.chunks[0]!;
+      if (head.byteLength < 8) head = this.join();
+      const need = 8 + head.readUInt32LE(0) + head.readUInt32LE(4);
+      if (this.received < need) return;
+      if (head.byteLength < need) head = this.join();
+      const hl = head.readUInt32LE(0);
+      const header = JSON.parse(head.toString("utf8", 8, 8 + hl)) as Frame["header"];
+      // The payload is copied out when it shares its chunk with later frames, so the chunk can go.
+      let payload = head.byteLength === need ? head.subarray(8 + hl) : Buffer.from(head.subarray(8 + hl, need));
+      if (head.byteLength === need) this.chunks.shift();
+      else this.chunks[0] = head.subarray(need);
+      this.received -= need;
+      if (typeof header.shm === "string") payload = takeShmFile(header.shm);
+      this.dispatch(header, payload);
     }
   }
 
-  /** Runs the process's own request and writes the answer it waits for. */
-  private answer(header: Frame["header"], payload: Buffer): void {
-    const reply = (h: Record<string, unknown>, p: Buffer = Buffer.alloc(0)) => this.write({ ...h, type: `${header.type}_result`, id: header.id }, p);
-    if (!this.options.onRequest) return reply({ error: "the server takes no requests from this process" });
-    this.options.onRequest({ header, payload }).then(
-      (r) => reply(r.header, r.payload),
-      (e: unknown) => reply({ error: e instanceof Error ? e.message : String(e) }),
-    );
+  private join(): Buffer {
+    const all = Buffer.concat(this.chunks);
+    this.chunks = [all];
+    return all;
   }
 
-  private write(header: Record<string, unknown>, payload: Buffer): void {
+  private dispatch(header: Frame["header"], payload: Buffer): void {
+    if (header.type === "bls") {
+      const reply: Reply = (h, p = []) => this.write({ ...h, type: `${header.type}_result`, id: header.id }, p);
+      if (!this.options.onRequest) return reply({ error: "the server takes no requests from this process", code: "UNSUPPORTED" });
+      this.options.onRequest({ header, payload }, reply);
+      return;
+    }
+    if (header.id === -1) {
+      this.options.onNotice?.({ header, payload });
+      return;
+    }
+    const p = this.pending.get(header.id);
+    this.pending.delete(header.id);
+    if (this.pending.size === 0 && !this.closing) this.hold(false);
+    if (!p) return;
+    if (header.type === "error") p.reject(frameError(this.options.label, header));
+    else p.resolve({ header, payload });
+  }
+
+  private write(header: Record<string, unknown>, payload: readonly Uint8Array[]): void {
+    if (this.dead) return;
+    let size = 0;
+    for (const p of payload) size += p.byteLength;
+    if (size >= SHM_THRESHOLD) {
+      const name = `${this.shmPrefix}-s${++this.shmNext}`;
+      writeShmFile(name, payload);
+      header = { ...header, shm: name };
+      payload = [];
+      size = 0;
+    }
     const h = Buffer.from(JSON.stringify(header), "utf8");
-    const prefix = Buffer.alloc(8);
+    const prefix = Buffer.allocUnsafe(8);
     prefix.writeUInt32LE(h.byteLength, 0);
-    prefix.writeUInt32LE(payload.byteLength, 4);
-    this.child.stdin.write(Buffer.concat([prefix, h, payload]));
+    prefix.writeUInt32LE(size, 4);
+    this.child.stdin.write(size ? Buffer.concat([prefix, h, ...payload]) : Buffer.concat([prefix, h]));
   }
 
   private fail(e: TritonError): void {

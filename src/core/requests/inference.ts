@@ -43,6 +43,10 @@ export interface InferenceResponse {
 export interface BatchRequest {
   inputs: Tensor[];
   outputNames: string[];
+  /** The client's request id, where it gave one. */
+  id?: string;
+  /** The request's parameters (a sequence's `sequence_id` among them). */
+  parameters?: Parameters;
   /**
    * Decoupled models only (`model_transaction_policy { decoupled: true }`):
    * where the instance delivers each of the request's responses (zero or

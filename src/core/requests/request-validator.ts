@@ -97,7 +97,11 @@ export function prepareRequest(spec: ModelSpec, req: InferenceRequest): Prepared
   } else {
     outputNames = spec.outputs.map((t) => t.name);
   }
-  return { batch: { inputs, outputNames }, batchSize: Math.max(batchSize, 1), classification };
+  const batch: BatchRequest = { inputs, outputNames };
+  // Backends that show them to models (Python's request_id(), parameters(), correlation_id()).
+  if (req.id) batch.id = req.id;
+  if (req.parameters) batch.parameters = req.parameters;
+  return { batch, batchSize: Math.max(batchSize, 1), classification };
 }
 
 function shapeMatches(expected: readonly number[], got: readonly number[]): boolean {

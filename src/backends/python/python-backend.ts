@@ -21,9 +21,13 @@ export class PythonBackend implements Backend {
   readonly defaultModelFilename = "model.py";
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {
-    const python = await pythonRuntime(this.name, ctx.name, ctx.modelDir, ctx.config, ctx.backendConfig, ["numpy"]);
+    const source = readSource(ctx.modelPath);
+    // A model that imports torch needs an interpreter that has it (Debian's python3 with python3-torch, say).
+    const modules = /^\s*(import|from)\s+torch\b/m.test(source) ? ["numpy", "torch"] : ["numpy"];
+    const python = await pythonRuntime(this.name, ctx.name, ctx.modelDir, ctx.config, ctx.backendConfig, modules);
     // Triton runs auto_complete_config before the configuration is checked; its result is what the loader completes.
-    const completed = hasAutoComplete(ctx.modelPath)
+    // (Looked for in the source, not run: most models have none, and a process costs a second.)
+    const completed = /def\s+auto_complete_config\s*\(/.test(source)
       ? modelConfigFromJson(JSON.stringify(await autoCompleteInProcess(python, ctx.modelPath, modelConfigToJson(ctx.config), `model '${ctx.name}'`, SOURCE, ctx)), `model '${ctx.name}' auto_complete_config`)
       : undefined;
     return {
@@ -44,12 +48,11 @@ export class PythonBackend implements Backend {
   }
 }
 
-/** Whether model.py defines `auto_complete_config` (read, not run: most models do not, and a process costs a second). */
-function hasAutoComplete(modelPath: string): boolean {
+function readSource(modelPath: string): string {
   try {
-    return /def\s+auto_complete_config\s*\(/.test(readFileSync(modelPath, "utf8"));
+    return readFileSync(modelPath, "utf8");
   } catch {
-    return false;
+    return "";
   }
 }
 

@@ -4,9 +4,9 @@ import { elementCount } from "../tensors/datatypes.js";
 import { TritonError, asTritonError, internal } from "../errors.js";
 import type { ExecutionTimings, InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import type { ModelConfig } from "./model-config.js";
-import type { ModelSpec } from "./model-spec.js";
+import { formatShape, type ModelSpec } from "./model-spec.js";
 import { executionChannel, requestChannel, type FailureReason, type InferenceRequestEvent, type ModelExecutionEvent } from "../observability/events.js";
-import { prepareRequest, requestIdPrefix } from "../requests/request-validator.js";
+import { prepareRequest, requestIdPrefix, shapeMatches } from "../requests/request-validator.js";
 import { schedulingParams } from "../requests/request-params.js";
 import { ResponseCache } from "../scheduling/response-cache.js";
 import type { RequestScheduler, ScheduleOutcome } from "../scheduling/scheduler.js";
@@ -250,6 +250,13 @@ export class ModelVersion {
       let t = produced.find((o) => o.name === name);
       if (!t) throw internal(`model '${this.name}' did not produce output '${name}'`);
       const spec = this.spec.output.get(name)!;
+      // A model whose code makes its outputs (Python, JavaScript) can get them wrong; the client must not get a lie.
+      if (t.datatype !== spec.datatype) {
+        throw internal(`model '${this.name}': output '${name}' has datatype ${t.datatype}, but the model configuration declares ${spec.datatype}`);
+      }
+      if (!spec.reshape && !shapeMatches(spec.dims, batched ? t.shape.slice(1) : t.shape)) {
+        throw internal(`model '${this.name}': output '${name}' has shape ${formatShape(t.shape)}, which does not match the model configuration's dims ${formatShape(spec.dims)}${batched ? " after the batch dimension" : ""}`);
+      }
       if (spec.reshape) {
         const lead = batched ? [t.shape[0]!] : [];
         const known = spec.dims.filter((d) => d > 0).reduce((a, b) => a * b, 1);

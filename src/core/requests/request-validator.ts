@@ -104,7 +104,8 @@ export function prepareRequest(spec: ModelSpec, req: InferenceRequest): Prepared
   return { batch, batchSize: Math.max(batchSize, 1), classification };
 }
 
-function shapeMatches(expected: readonly number[], got: readonly number[]): boolean {
+/** Whether `got` fits `expected`, where -1 takes any size. */
+export function shapeMatches(expected: readonly number[], got: readonly number[]): boolean {
   if (expected.length !== got.length) return false;
   for (let i = 0; i < got.length; i++) {
     const e = expected[i]!;

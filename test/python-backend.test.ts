@@ -4,15 +4,14 @@
  * reason printed, where python3 with numpy is not installed.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { pythonWith, writeModel } from "./python-helpers.js";
 import { bytesElements, postBinary, postJson, splitBinaryResponse, startServer, type TestServer } from "./helpers.js";
 
-const probe = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
-const skip = probe.status === 0 ? false : `python3 with numpy is not available here (${(probe.stderr || probe.error?.message || "").trim().split("\n").pop()})`;
+const { skip } = pythonWith(["numpy"]);
 if (skip) console.log(`# skipping the Python backend tests: ${skip}`);
 
 const MODEL = `
@@ -133,11 +132,7 @@ describe("python backend", { skip, timeout: 120_000 }, () => {
   before(async () => {
     repo = await fs.mkdtemp(path.join(os.tmpdir(), "tritium-py-"));
     marker = path.join(repo, "finalized.txt");
-    const write = async (name: string, config: string, code: string) => {
-      await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
-      await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
-      await fs.writeFile(path.join(repo, name, "1", "model.py"), code);
-    };
+    const write = (name: string, config: string, code: string) => writeModel(repo, name, config, code);
     await write("add_py", CONFIG(marker), MODEL);
     await write("strings_py", `name: "strings_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] } ]\noutput [ { name: "REVERSED" data_type: TYPE_STRING dims: [ -1 ] } ]\n`, STRINGS);
     await write("broken_py", `name: "broken_py"\nbackend: "python"\nmax_batch_size: 0\ninput [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]\noutput [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]\n`,

@@ -341,12 +341,25 @@ export async function startTritium(opts: TritiumOptions = {}): Promise<TritiumHa
 
 // ---------------------------------------------------------------- the server's own cost, from /proc
 
-/** CPU seconds (user + system) a process has used so far, all its threads included. */
+/**
+ * CPU seconds (user + system) a process has used so far, all its threads
+ * and its live child processes (a Python model's instances) included.
+ */
 export function cpuSeconds(pid: number): number {
   // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  let total = 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      const children = fs.readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      for (const child of children ? children.split(" ") : []) total += cpuSeconds(Number(child));
+    }
+  } catch {
+    // A process that has just ended: what it used is no longer to be had.
+  }
+  return total;
 }
 
 /** Linux reports CPU time in ticks of 1/100 s on every platform Node supports. */

@@ -37,11 +37,68 @@ os.dup2(2, 1)
 sys.stdout = sys.stderr
 
 SHM_DIR = os.environ.get("TRITIUM_SHM_DIR", "")
-SHM_PREFIX = os.environ.get("TRITIUM_SHM_PREFIX", "tritium")
 SHM_THRESHOLD = int(os.environ.get("TRITIUM_SHM_THRESHOLD", "65536"))
+ALIGN = 64
 
 _write_lock = threading.Lock()
-_shm_next = [0]
+
+
+class RangeAllocator:
+    """Ranges of this side's shared-memory file in use, first fit; the file grows when nothing fits."""
+
+    def __init__(self):
+        self.used = []  # [start, end), by start
+        self.lock = threading.Lock()
+
+    def allocate(self, length):
+        with self.lock:
+            at, i = 0, len(self.used)
+            for k, (start, end) in enumerate(self.used):
+                if start - at >= length:
+                    i = k
+                    break
+                at = -(-end // ALIGN) * ALIGN
+            self.used.insert(i, (at, at + length))
+            return at
+
+    def free(self, offset):
+        with self.lock:
+            self.used = [r for r in self.used if r[0] != offset]
+
+
+class SharedFiles:
+    """This process's side of its two shared-memory files: the server's (mapped, read in place) and its own (written)."""
+
+    def __init__(self):
+        self.enabled = bool(SHM_DIR)
+        self.ranges = RangeAllocator()
+        self.map = None
+        if self.enabled:
+            self.in_path = os.path.join(SHM_DIR, os.environ["TRITIUM_SHM_IN"])
+            self.out_fd = os.open(os.path.join(SHM_DIR, os.environ["TRITIUM_SHM_OUT"]), os.O_RDWR | os.O_CREAT, 0o600)
+
+    def view(self, offset, length):
+        """The server's bytes [offset, offset + length), in place; mapped again when the file has grown past the mapping."""
+        if self.map is None or offset + length > len(self.map):
+            fd = os.open(self.in_path, os.O_RDWR)
+            try:
+                self.map = mmap.mmap(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+        return memoryview(self.map)[offset:offset + length]
+
+    def write(self, parts, length):
+        offset = self.ranges.allocate(length)
+        at = offset
+        for p in parts:
+            view = memoryview(p).cast("B")
+            while len(view):
+                n = os.pwrite(self.out_fd, view, at)
+                view, at = view[n:], at + n
+        return {"offset": offset, "length": length}
+
+
+_shm = SharedFiles()
 
 
 def read_exact(n):
@@ -59,34 +116,23 @@ def read_frame():
     hl, pl = struct.unpack("<II", read_exact(8))
     header = json.loads(bytes(read_exact(hl)))
     payload = read_exact(pl) if pl else b""
-    name = header.get("shm")
-    if name:
-        path = os.path.join(SHM_DIR, name)
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            # Copy-on-write: numpy views of the inputs are writable, and nothing goes back to the file.
-            payload = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) if size else b""
-        os.unlink(path)
+    if "shm" in header:
+        payload = _shm.view(header["shm"]["offset"], header["shm"]["length"])
     return header, payload
 
 
+def release(header):
+    """Gives a range of the server's file back once nothing made from it is needed any more."""
+    if "shm" in header:
+        write_frame({"type": "release", "id": -2, "offset": header["shm"]["offset"]})
+
+
 def write_frame(header, parts=()):
-    """Writes a frame whose payload is `parts` joined; a large one goes through a shared-memory file."""
+    """Writes a frame whose payload is `parts` joined; a large one goes through this side's shared-memory file."""
     size = sum(len(p) for p in parts)
     inline = b""
-    if size >= SHM_THRESHOLD and SHM_DIR:
-        with _write_lock:
-            _shm_next[0] += 1
-            name = "%s-c%d" % (SHM_PREFIX, _shm_next[0])
-        fd = os.open(os.path.join(SHM_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            for p in parts:
-                view = memoryview(p)
-                while len(view):
-                    view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        header = dict(header, shm=name)
+    if size >= SHM_THRESHOLD and _shm.enabled:
+        header = dict(header, shm=_shm.write(parts, size))
     else:
         inline = b"".join(bytes(p) if not isinstance(p, bytes) else p for p in parts)
     h = json.dumps(header).encode()
@@ -181,7 +227,12 @@ def _bls_send(request, decoupled):
 def _bls_response(header, payload):
     if "error" in header:
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(header["error"], pb_utils.TritonError._code_value(header.get("code"))))
-    return pb_utils.InferenceResponse([to_tensor(d, payload) for d in header.get("outputs", [])])
+    tensors = [to_tensor(d, payload) for d in header.get("outputs", [])]
+    if "shm" in header:
+        # The model may keep these for as long as it likes: copied out, so the server's range can go back now.
+        tensors = [pb_utils.Tensor(t.name(), np.array(t.as_numpy(), copy=True)) for t in tensors]
+        release(header)
+    return pb_utils.InferenceResponse(tensors)
 
 
 def bls(request, decoupled=False):
@@ -232,6 +283,8 @@ def reader():
                 waiter.put((header, payload))
         elif kind == "cancel":
             _cancelled.add((header["call"], header["index"]))
+        elif kind == "release":
+            _shm.ranges.free(header["offset"])
         else:
             _work.put((header, payload))
 
@@ -279,10 +332,12 @@ def execute(model, header, payload):
 
 
 class DecoupledCall:
-    """One decoupled batch: done (and told to the server) once execute has returned and every request has sent its final flag."""
+    """One decoupled batch: done (and told to the server) once execute has returned and every request has sent its final flag.
 
-    def __init__(self, call, count):
-        self.call = call
+    Its inputs stay in the server's shared-memory file until then: a response thread may still be reading them."""
+
+    def __init__(self, header, count):
+        self.header = header
         self.open = count
         self.returned = False
         self.lock = threading.Lock()
@@ -292,20 +347,24 @@ class DecoupledCall:
             self.open -= 1
             done = self.returned and self.open == 0
         if done:
-            write_frame({"type": "done", "id": self.call})
+            self.done()
 
     def execute_returned(self):
         with self.lock:
             self.returned = True
             done = self.open == 0
         if done:
-            write_frame({"type": "done", "id": self.call})
+            self.done()
+
+    def done(self):
+        write_frame({"type": "done", "id": self.header["id"]})
+        release(self.header)
 
 
 def execute_decoupled(model, header, payload):
     call = header["id"]
     requests = make_requests(header, payload, call)
-    state = DecoupledCall(call, len(requests))
+    state = DecoupledCall(header, len(requests))
     for index, (r, req) in enumerate(zip(header["requests"], requests)):
         def send(response, final, index=index, wanted=r["outputs"]):
             parts = []
@@ -366,7 +425,11 @@ def main():
             elif kind == "execute" and header.get("decoupled"):
                 execute_decoupled(model, header, payload)
             elif kind == "execute":
-                execute(model, header, payload)
+                try:
+                    execute(model, header, payload)
+                finally:
+                    # Triton's contract: a request's input tensors are the model's until execute returns.
+                    release(header)
             elif kind == "close":
                 if model is not None and hasattr(model, "finalize"):
                     run_model_call(model.finalize)

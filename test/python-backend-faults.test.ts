@@ -119,7 +119,7 @@ sequence_batching {
     assert.equal((await infer([1.25])).json.outputs[0].data[0], 2.5);
   });
 
-  it("moves 4 MiB tensors both ways through shared memory, byte-exact, leaving no file behind", async () => {
+  it("moves 4 MiB tensors both ways through shared memory, byte-exact, in files that are reused", async () => {
     const n = 1 << 20;
     const x = new Float32Array(n);
     for (let i = 0; i < n; i++) x[i] = (i % 1000) / 8;
@@ -134,7 +134,10 @@ sequence_batching {
       const doubled = new Float32Array(x.map((v) => v * 2));
       assert.ok(y.equals(bytesOf(doubled)), "Y = 2X");
     }
-    assert.deepEqual(await fs.readdir(shmDir()), []);
+    // Only each live process's two files, which it reuses: nothing per request is left behind.
+    const files = await fs.readdir(shmDir());
+    assert.ok(files.every((f) => /-[sc]$/.test(f)), files.join(", "));
+    assert.ok(files.length <= 2 * 2, `${files.length} files`);
   });
 
   it("keeps a sequence's state per sequence id, with requests of two sequences interleaved", async () => {

@@ -7,13 +7,14 @@
  * A frame: u32 header length, u32 payload length (little-endian), a JSON
  * header with `type` and `id`, then the payload (tensor bytes, laid out as
  * the header says). A payload of {@link SHM_THRESHOLD} bytes or more travels
- * in a shared-memory file instead, named by the header's `shm`. The child
- * answers each call with a frame of the same id.
+ * in the writer's shared-memory file instead (see shm-files.ts), at the
+ * header's `shm: {offset, length}`; the reader answers with a `release`
+ * frame for it. The child answers each call with a frame of the same id.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { TritonError, internal, type ErrorCode } from "../../core/errors.js";
 import { endsWithin } from "../instance-life.js";
-import { SHM_THRESHOLD, removeShmFiles, shmDir, takeShmFile, writeShmFile } from "./shm-files.js";
+import { SHM_THRESHOLD, ShmChannel, shmDir } from "./shm-files.js";
 
 /** How long `close` waits for the process to finish cleanly before killing it. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -61,13 +62,11 @@ export class ModelProcess {
   private dead: TritonError | undefined;
   private closing = false;
   private readonly exited: Promise<void>;
-  /** Names this process's shared-memory files (both directions), so a dead one's are found. */
-  private readonly shmPrefix = `p${process.pid}-${++processes}`;
-  private shmNext = 0;
+  private readonly shm = new ShmChannel(`p${process.pid}-${++processes}`);
 
   constructor(private readonly options: ModelProcessOptions) {
     this.child = spawn(options.command, options.args, {
-      env: { ...options.env, TRITIUM_SHM_DIR: shmDir(), TRITIUM_SHM_PREFIX: this.shmPrefix, TRITIUM_SHM_THRESHOLD: String(SHM_THRESHOLD) },
+      env: { ...options.env, TRITIUM_SHM_DIR: shmDir(), TRITIUM_SHM_IN: this.shm.outName, TRITIUM_SHM_OUT: this.shm.inName, TRITIUM_SHM_THRESHOLD: String(SHM_THRESHOLD) },
       stdio: ["pipe", "pipe", "pipe"],
     });
     this.child.stdout.on("data", (chunk: Buffer) => this.receive(chunk));
@@ -89,7 +88,7 @@ export class ModelProcess {
         this.fail(this.closing
           ? internal(`${options.label}: the instance has been released`)
           : internal(`${options.label}: the model process exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`));
-        removeShmFiles(this.shmPrefix);
+        this.shm.close();
         resolve();
       });
     });
@@ -171,7 +170,11 @@ export class ModelProcess {
       if (head.byteLength === need) this.chunks.shift();
       else this.chunks[0] = head.subarray(need);
       this.received -= need;
-      if (typeof header.shm === "string") payload = takeShmFile(header.shm);
+      const shm = header.shm as { offset: number; length: number } | undefined;
+      if (shm) {
+        payload = this.shm.read(shm.offset, shm.length);
+        this.write({ type: "release", id: 0, offset: shm.offset }, []);
+      }
       this.dispatch(header, payload);
     }
   }
@@ -183,6 +186,7 @@ export class ModelProcess {
   }
 
   private dispatch(header: Frame["header"], payload: Buffer): void {
+    if (header.type === "release") return this.shm.release(header.offset as number);
     if (header.type === "bls") {
       const reply: Reply = (h, p = []) => this.write({ ...h, type: `${header.type}_result`, id: header.id }, p);
       if (!this.options.onRequest) return reply({ error: "the server takes no requests from this process", code: "UNSUPPORTED" });
@@ -206,9 +210,7 @@ export class ModelProcess {
     let size = 0;
     for (const p of payload) size += p.byteLength;
     if (size >= SHM_THRESHOLD) {
-      const name = `${this.shmPrefix}-s${++this.shmNext}`;
-      writeShmFile(name, payload);
-      header = { ...header, shm: name };
+      header = { ...header, shm: this.shm.write(payload, size) };
       payload = [];
       size = 0;
     }

@@ -94,7 +94,12 @@ class TritonPythonModel:
             args[self.input_at[name]] = self._argument(name, array)
         context = torch.inference_mode() if self.inference_mode else torch.no_grad()
         with context:
-            result = self.model(*args)
+            try:
+                result = self.model(*args)
+            except Exception as e:
+                # TorchScript's own message is its interpreter's traceback; its last line says what went wrong.
+                lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+                raise pb_utils.TritonModelException("forward() failed: %s" % (lines[-1] if lines else type(e).__name__))
         if isinstance(result, torch.Tensor):
             result = (result,)
         outputs = {}

@@ -19,6 +19,7 @@
 import { OnnxRuntimeBackend } from "./backends/onnxruntime/onnxruntime-backend.js";
 import { JsBackend } from "./backends/js/js-backend.js";
 import { PythonBackend } from "./backends/python/python-backend.js";
+import { PyTorchBackend } from "./backends/pytorch/pytorch-backend.js";
 import type { Backend } from "./core/backend.js";
 import { Logger } from "./core/observability/logger.js";
 import { InferenceServer, type ServerOptions } from "./core/server.js";
@@ -47,6 +48,7 @@ export function defaultBackends(): Backend[] {
     new JsBackend({ name: "repeat", builtin: new URL("./backends/js/builtin/repeat-model.js", import.meta.url) }),
     new JsBackend({ name: "square", builtin: new URL("./backends/js/builtin/square-model.js", import.meta.url) }),
     new PythonBackend(),
+    new PyTorchBackend(),
   ];
 }
 

@@ -196,7 +196,7 @@ export interface ServerHandle {
 }
 
 /** Keeps the last lines a child wrote, for error reports. */
-function tail(child: ChildProcess, keep = 40): () => string {
+export function tail(child: ChildProcess, keep = 40): () => string {
   const lines: string[] = [];
   const add = (chunk: Buffer): void => {
     lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
@@ -207,7 +207,7 @@ function tail(child: ChildProcess, keep = 40): () => string {
   return () => lines.join("\n");
 }
 
-function supervise(name: string, child: ChildProcess, port: number, log: () => string, graceMs: number): ServerHandle {
+export function supervise(name: string, child: ChildProcess, port: number, log: () => string, graceMs: number): ServerHandle {
   let exit: string | undefined;
   let stopping = false;
   const exited = new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 """Writes TorchScript test models into a model repository, with PyTorch's own answers to fixed inputs.
 
-    python3 scripts/make-torch-models.py <repository>
+    python3 scripts/make-torch-models.py <repository> [--onnx]
 
 Seeded, so every run writes the same weights. Each model gets config.pbtxt and 1/model.pt; the
 repository gets expected.json: {model: {"inputs": {name: [shape, values]}, "outputs": {name: [shape, values]}}}.
@@ -113,3 +113,14 @@ write(repo, "torch_throws", Throws(),
 
 with open(os.path.join(repo, "expected.json"), "w") as f:
     json.dump(expected_json, f)
+
+if "--onnx" in sys.argv:
+    # The same CNN exported to ONNX, for comparing runtimes on one network.
+    cnn = torch.jit.load(os.path.join(repo, "torch_cnn", "1", "model.pt"))
+    os.makedirs(os.path.join(repo, "torch_cnn_onnx", "1"), exist_ok=True)
+    torch.onnx.export(cnn, (image,), os.path.join(repo, "torch_cnn_onnx", "1", "model.onnx"), input_names=["INPUT__0"],
+                      output_names=["OUTPUT__0"], dynamic_axes={"INPUT__0": {0: "batch"}, "OUTPUT__0": {0: "batch"}}, opset_version=13)
+    with open(os.path.join(repo, "torch_cnn", "config.pbtxt")) as f:
+        config = f.read()
+    with open(os.path.join(repo, "torch_cnn_onnx", "config.pbtxt"), "w") as f:
+        f.write(config.replace('"torch_cnn"', '"torch_cnn_onnx"').replace('backend: "pytorch"', 'platform: "onnxruntime_onnx"'))

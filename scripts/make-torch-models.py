@@ -86,7 +86,7 @@ expected_json = {}
 
 image = torch.rand(2, 3, 32, 32)
 write(repo, "torch_cnn", Cnn(),
-      "max_batch_size: 8\ninput [ %s ]\noutput [ %s ]\ndynamic_batching { max_queue_delay_microseconds: 20000 }\n"
+      "max_batch_size: 8\ninput [ %s ]\noutput [ %s ]\ndynamic_batching { max_queue_delay_microseconds: 2000 }\n"
       % (tensor_config("INPUT__0", "TYPE_FP32", [3, 32, 32]), tensor_config("OUTPUT__0", "TYPE_FP32", [10])),
       {"INPUT__0": image}, ["OUTPUT__0"])
 

@@ -11,10 +11,11 @@
  *   npm run bench:pytorch [-- --write]     (needs python3 with torch and flask: Debian's python3-torch python3-flask)
  * Environment: BENCH_SECONDS (default 3), BENCH_WARMUP_SECONDS (default 1).
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { findPython } from "../src/backends/process-host/python-runtime.js";
 import { jsonRequest, type BenchTensor, type DecodedOutput } from "./payload.js";
 import {
   ROOT, cellProblems, costText, environment, environmentLines, freePort, httpGetStatus, memoryText, ms, positiveNumber, problemLines, rate, runCellWithCost, runMain,
@@ -25,10 +26,6 @@ import type { LoadResult } from "./load-generator.js";
 const SECONDS = positiveNumber(process.env.BENCH_SECONDS, 3, "BENCH_SECONDS");
 const WARMUP_SECONDS = positiveNumber(process.env.BENCH_WARMUP_SECONDS, 1, "BENCH_WARMUP_SECONDS");
 const WRITE = process.argv.includes("--write");
-
-function pythonWith(modules: string[]): string | undefined {
-  return ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", modules.map((m) => `import ${m}`).join("; ")]).status === 0);
-}
 
 async function startFlask(python: string, modelFile: string): Promise<ServerHandle> {
   const port = await freePort();
@@ -53,7 +50,7 @@ interface Row {
 }
 
 async function main(): Promise<number> {
-  const python = pythonWith(["torch", "flask"]);
+  const python = await findPython(["torch", "flask"]);
   if (!python) {
     process.stdout.write("skipped: no python3 with torch and flask here (Debian: apt-get install python3-torch python3-flask)\n");
     return 0;

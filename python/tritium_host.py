@@ -127,14 +127,14 @@ def release(header):
         write_frame({"type": "release", "id": -2, "offset": header["shm"]["offset"]})
 
 
-def write_frame(header, parts=()):
-    """Writes a frame whose payload is `parts` joined; a large one goes through this side's shared-memory file."""
-    size = sum(len(p) for p in parts)
+def write_frame(header, parts=None):
+    """Writes a frame whose payload is `parts` (a Parts) joined; a large one goes through this side's shared-memory file."""
+    size = parts.size if parts else 0
     inline = b""
     if size >= SHM_THRESHOLD and _shm.enabled:
         header = dict(header, shm=_shm.write(parts, size))
     else:
-        inline = b"".join(bytes(p) if not isinstance(p, bytes) else p for p in parts)
+        inline = b"".join(bytes(p) if not isinstance(p, bytes) else p for p in parts or ())
     h = json.dumps(header).encode()
     with _write_lock:
         _proto_out.write(struct.pack("<II", len(h), len(inline)) + h)
@@ -153,7 +153,7 @@ def decode_bytes(raw):
 
 
 def encode_bytes(array):
-    parts = []
+    parts = Parts()
     for e in array.reshape(-1):
         b = e if isinstance(e, (bytes, bytearray)) else str(e).encode()
         parts.append(struct.pack("<I", len(b)) + bytes(b))
@@ -170,14 +170,27 @@ def to_tensor(desc, payload):
     return pb_utils.Tensor(desc["name"], data)
 
 
+class Parts(list):
+    """A frame's payload as pieces, each tensor starting at a multiple of ALIGN (so the server can view it in place)."""
+
+    size = 0
+
+    def add(self, raw):
+        pad = -self.size % ALIGN
+        if pad:
+            self.append(bytes(pad))
+        offset = self.size + pad
+        self.append(raw)
+        self.size = offset + len(raw)
+        return offset
+
+
 def from_tensor(tensor, parts):
-    """Appends a tensor's bytes to `parts` (no copy for a contiguous array) and describes it."""
+    """Adds a tensor's bytes to `parts` (no copy for a contiguous array) and describes it."""
     data = tensor.as_numpy()
     datatype = pb_utils.numpy_to_triton_type(data.dtype)
     raw = encode_bytes(data) if datatype == "BYTES" else memoryview(np.ascontiguousarray(data)).cast("B")
-    offset = sum(len(p) for p in parts)
-    parts.append(raw)
-    return {"name": tensor.name(), "datatype": datatype, "shape": list(data.shape), "offset": offset, "length": len(raw)}
+    return {"name": tensor.name(), "datatype": datatype, "shape": list(data.shape), "offset": parts.add(raw), "length": len(raw)}
 
 
 def describe_error(e):
@@ -205,7 +218,7 @@ _bls_lock = threading.Lock()
 
 
 def _bls_send(request, decoupled):
-    parts = []
+    parts = Parts()
     inputs = [from_tensor(t, parts) for t in request.inputs()]
     version = request._model_version
     answers = queue.Queue()
@@ -262,7 +275,14 @@ pb_utils._bls = bls
 
 # --- the server's calls --------------------------------------------------------------------
 
-_cancelled = set()  # (call, index) of requests whose clients have gone
+_cancelled = set()  # (call, index) of requests whose clients have gone, while their batch runs
+
+
+def batch_finished(header):
+    """A batch is over: its inputs' range of the server's file goes back, and its cancellations are forgotten."""
+    release(header)
+    for index in range(len(header["requests"])):
+        _cancelled.discard((header["id"], index))
 _work = queue.Queue()
 _loop = asyncio.new_event_loop()
 
@@ -281,6 +301,8 @@ def reader():
                 waiter = _bls_waiting.get(header["id"])
             if waiter is not None:
                 waiter.put((header, payload))
+            else:
+                release(header)  # an answer nobody waits for any more (an abandoned stream): its range goes back
         elif kind == "cancel":
             _cancelled.add((header["call"], header["index"]))
         elif kind == "release":
@@ -321,7 +343,7 @@ def execute(model, header, payload):
         raise pb_utils.TritonModelException(
             "execute() must return one response per request (%d), got %s"
             % (len(requests), "None" if responses is None else len(responses)))
-    parts = []
+    parts = Parts()
     out = []
     for req, res in zip(header["requests"], responses):
         try:
@@ -358,7 +380,7 @@ class DecoupledCall:
 
     def done(self):
         write_frame({"type": "done", "id": self.header["id"]})
-        release(self.header)
+        batch_finished(self.header)
 
 
 def execute_decoupled(model, header, payload):
@@ -367,11 +389,11 @@ def execute_decoupled(model, header, payload):
     state = DecoupledCall(header, len(requests))
     for index, (r, req) in enumerate(zip(header["requests"], requests)):
         def send(response, final, index=index, wanted=r["outputs"]):
-            parts = []
+            parts = Parts()
             try:
                 body = encode_response(response, wanted, parts) if response is not None else {}
             except Exception as e:
-                parts, body = [], describe_error(e)
+                parts, body = Parts(), describe_error(e)
             write_frame({"type": "partial", "id": -1, "call": call, "index": index, "final": final, **body}, parts)
             if final:
                 state.closed_one()
@@ -429,7 +451,7 @@ def main():
                     execute(model, header, payload)
                 finally:
                     # Triton's contract: a request's input tensors are the model's until execute returns.
-                    release(header)
+                    batch_finished(header)
             elif kind == "close":
                 if model is not None and hasattr(model, "finalize"):
                     run_model_call(model.finalize)

@@ -19,8 +19,8 @@ import { EXAMPLES, GrpcTestClient, ROOT, bytesOf, collectResponses, getJson, pos
 import { pythonWith, writeModel } from "./python-helpers.js";
 
 const PYTHON_EXAMPLES = path.join(ROOT, "examples", "python_models");
-const { skip, python } = pythonWith(["numpy"]);
-const torch = pythonWith(["numpy", "torch"]);
+const { skip, python } = await pythonWith(["numpy"]);
+const torch = await pythonWith(["numpy", "torch"]);
 if (skip) console.log(`# skipping the Python backend API tests: ${skip}`);
 if (!skip && torch.skip) console.log(`# skipping the torch-in-model.py test: ${torch.skip}`);
 

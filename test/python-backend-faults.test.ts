@@ -15,7 +15,7 @@ import { shmDir } from "../src/backends/process-host/shm-files.js";
 import { bytesOf, postBinary, postJson, splitBinaryResponse, startServer, type TestServer } from "./helpers.js";
 import { pythonWith, writeModel } from "./python-helpers.js";
 
-const { skip } = pythonWith(["numpy"]);
+const { skip } = await pythonWith(["numpy"]);
 if (skip) console.log(`# skipping the Python backend fault tests: ${skip}`);
 
 /** X[0] picks the fault: 1 hangs, 2 float64 output, 3 wrong shape, 4 two responses for one request, 5 segfault; else Y = X * 2. */

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { pythonWith, writeModel } from "./python-helpers.js";
 import { bytesElements, postBinary, postJson, splitBinaryResponse, startServer, type TestServer } from "./helpers.js";
 
-const { skip } = pythonWith(["numpy"]);
+const { skip } = await pythonWith(["numpy"]);
 if (skip) console.log(`# skipping the Python backend tests: ${skip}`);
 
 const MODEL = `

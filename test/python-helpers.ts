@@ -1,21 +1,17 @@
 /**
- * What the Python-backend tests share: finding an interpreter with the
- * modules a test needs (as the server does: python3, then Debian's), the
- * reason printed when there is none, and writing a model folder.
+ * What the Python-backend tests share: the interpreter the server would
+ * find for a test's modules (or the reason printed when there is none), and
+ * writing a model folder.
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
+import { findPython } from "../src/backends/process-host/python-runtime.js";
 
-/** The first interpreter that imports `modules`, or why none does (a test's skip reason). */
-export function pythonWith(modules: readonly string[]): { python?: string; skip: string | false } {
-  let why = "";
-  for (const python of ["python3", "/usr/bin/python3"]) {
-    const probe = spawnSync(python, ["-c", modules.map((m) => `import ${m}`).join("; ")], { encoding: "utf8", timeout: 60_000 });
-    if (probe.status === 0) return { python, skip: false };
-    why = (probe.stderr || probe.error?.message || "").trim().split("\n").pop() ?? "";
-  }
-  return { skip: `no python3 with ${modules.join(" and ")} here (${why}); CI installs python3-numpy and python3-torch` };
+/** The interpreter that imports `modules`, or why there is none (a test's skip reason). */
+export async function pythonWith(modules: readonly string[]): Promise<{ python?: string; skip: string | false }> {
+  const python = await findPython(modules);
+  if (python) return { python, skip: false };
+  return { skip: `no python3 with ${modules.join(" and ")} here (tried python3, /usr/bin/python3); CI installs python3-numpy and python3-torch` };
 }
 
 /** Writes `<repo>/<name>/config.pbtxt` and `<repo>/<name>/1/<file>`. */

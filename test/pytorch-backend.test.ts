@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { ROOT, getJson, postJson, startServer, type TestServer } from "./helpers.js";
 import { pythonWith } from "./python-helpers.js";
 
-const { skip, python } = pythonWith(["numpy", "torch"]);
+const { skip, python } = await pythonWith(["numpy", "torch"]);
 if (skip) console.log(`# skipping the PyTorch backend tests: ${skip}`);
 
 type Expected = Record<string, { inputs: Record<string, [number[], number[]]>; outputs: Record<string, [number[], number[]]> }>;

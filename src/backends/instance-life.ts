@@ -8,7 +8,7 @@
  * and give a closing thread or process a bounded time to finish.
  */
 import type { BackendModelContext, InstanceSpec } from "../core/backend.js";
-import { internal, invalidArg } from "../core/errors.js";
+import { TritonError, internal, invalidArg } from "../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../core/requests/inference.js";
 import { modelConfigToJson } from "../core/repository/model-config.js";
 import type { ModelConfig } from "../gen/inference/model_config_pb.js";
@@ -74,10 +74,11 @@ export class Replaceable<T extends Mortal> {
 
 /** A decoupled model's batches in flight, by call id: where each request's responses go. */
 export class StreamingCalls {
-  private readonly calls = new Map<number, BatchRequest[]>();
+  private readonly calls = new Map<number, { requests: BatchRequest[]; onResponse?: () => void }>();
 
-  add(call: number, requests: BatchRequest[]): void {
-    this.calls.set(call, requests);
+  /** `onResponse` runs at each delivery (a deadline that each response restarts, say). */
+  add(call: number, requests: BatchRequest[], onResponse?: () => void): void {
+    this.calls.set(call, { requests, onResponse });
   }
 
   remove(call: number): void {
@@ -86,7 +87,9 @@ export class StreamingCalls {
 
   /** One response (or only the final flag) for request `index` of batch `call`. */
   deliver(call: number, index: number, part: ExecutionResult | undefined, final: boolean): void {
-    this.calls.get(call)?.[index]?.respond?.(part, final);
+    const c = this.calls.get(call);
+    c?.onResponse?.();
+    c?.requests[index]?.respond?.(part, final);
   }
 
   /** What a decoupled batch answers core once its responses have all been delivered. */
@@ -154,14 +157,16 @@ export interface Deadline {
 export class BatchDeadlines {
   private readonly running: { arm: () => void; timer?: NodeJS.Timeout }[] = [];
 
-  constructor(private readonly ms: number) {}
+  /** `label` names the instance in the error a passed deadline gives. */
+  constructor(private readonly label: string, private readonly ms: number) {}
 
-  /** Starts the deadline of a batch just sent; `expired` runs if it passes. */
-  start(expired: () => void): Deadline {
+  /** Starts the deadline of a batch just sent; `expired` gets the batch's error if it passes. */
+  start(expired: (e: TritonError) => void): Deadline {
+    const fire = () => expired(new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.ms} ms (execute_timeout_ms); the instance is restarted`));
     const entry: { arm: () => void; timer?: NodeJS.Timeout } = {
       arm: () => {
         clearTimeout(entry.timer);
-        entry.timer = setTimeout(expired, this.ms);
+        entry.timer = setTimeout(fire, this.ms);
       },
     };
     this.running.push(entry);
@@ -179,4 +184,21 @@ export class BatchDeadlines {
       },
     };
   }
+}
+
+/**
+ * Tells `cancel(index)` when the client of request `index` goes away while
+ * its batch runs (so the model can see it and stop); the function returned
+ * stops listening.
+ */
+export function watchCancellation(requests: readonly BatchRequest[], cancel: (index: number) => void): () => void {
+  const listeners = requests.map((r, k) => {
+    if (!r.signal) return undefined;
+    const onAbort = () => cancel(k);
+    r.signal.addEventListener("abort", onAbort, { once: true });
+    return onAbort;
+  });
+  return () => {
+    for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
+  };
 }

@@ -18,7 +18,7 @@ import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } f
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, watchCancellation } from "../instance-life.js";
 import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
@@ -97,7 +97,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
   /** Each thread's port for notices from the main thread (cancellations). */
   const mainPorts = new WeakMap<Thread, MessagePort>();
   const cancel = (thread: Thread, call: number, index: number) => mainPorts.get(thread)?.postMessage({ cancel: call, index } satisfies CancelNotice);
-  return new JsInstance(spec.name, label, await start(), start, timeoutMs, (msg) => ctx.logger.warn(SOURCE, msg), cancel, decoupled ? streaming : undefined);
+  return new JsInstance(spec.name, label, await start(), start, new BatchDeadlines(label, timeoutMs), (msg) => ctx.logger.warn(SOURCE, msg), cancel, decoupled ? streaming : undefined);
 }
 
 /**
@@ -137,21 +137,19 @@ type Thread = InstanceThread<ToJsWorker, FromJsWorker>;
 class JsInstance implements BackendInstance {
   private readonly thread: Replaceable<Thread>;
   private readonly batches = new AcceptedBatches();
-  private readonly deadlines: BatchDeadlines;
 
   constructor(
     readonly name: string,
     private readonly label: string,
     thread: Thread,
     start: () => Promise<Thread>,
-    private readonly timeoutMs: number,
+    private readonly deadlines: BatchDeadlines,
     private readonly warn: (msg: string) => void,
     /** Tells a thread that a request of a batch it holds has been cancelled by its client. */
     private readonly cancel: (thread: Thread, call: number, index: number) => void,
     /** Decoupled models: the batches whose responses are still coming. */
     private readonly streaming?: StreamingCalls,
   ) {
-    this.deadlines = new BatchDeadlines(timeoutMs);
     this.thread = new Replaceable(thread, () => {
       this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
       return start();
@@ -166,21 +164,14 @@ class JsInstance implements BackendInstance {
     const thread = await this.thread.live();
     let fail: (e: TritonError) => void = () => {};
     const timedOut = new Promise<never>((_, reject) => (fail = reject));
-    const deadline = this.deadlines.start(() => {
-      const e = new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`);
+    const deadline = this.deadlines.start((e) => {
       this.warn(e.message);
       void thread.abandon(e);
       fail(e);
     });
     const call = thread.send({ type: "execute", requests });
     this.streaming?.add(call.id, requests);
-    // A client that goes away while its request runs: the model can see it (isCancelled) and stop.
-    const listeners = requests.map((r, k) => {
-      if (!r.signal) return undefined;
-      const onAbort = () => this.cancel(thread, call.id, k);
-      r.signal.addEventListener("abort", onAbort, { once: true });
-      return onAbort;
-    });
+    const unwatch = watchCancellation(requests, (k) => this.cancel(thread, call.id, k));
     try {
       const reply = await Promise.race([call.reply, timedOut]);
       // A decoupled batch is done once its responses have all been delivered.
@@ -190,7 +181,7 @@ class JsInstance implements BackendInstance {
     } finally {
       deadline.end();
       this.streaming?.remove(call.id);
-      for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
+      unwatch();
     }
   }
 

@@ -14,7 +14,8 @@ import { TritonError, asTritonError, invalidArg } from "../../core/errors.js";
 import type { BatchRequest, BatchResult, ExecutionResult, InferenceRequest } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Parameters, Tensor } from "../../core/tensors/tensor.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, type Deadline } from "../instance-life.js";
+import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, watchCancellation } from "../instance-life.js";
 import { ModelProcess, frameError, type Frame, type ModelProcessOptions, type Reply } from "./model-process.js";
 
 /** `python/` at the root of the package (this file is dist/src/backends/process-host/hosted-instance.js). */
@@ -110,73 +111,63 @@ function hostProcess(python: string, label: string, logSource: string, ctx: Back
   });
 }
 
-/** What a hosted instance is made of. */
+/** What a hosted instance is made of, beyond its model's context, final config and identity. */
 export interface HostedModel {
-  ctx: BackendModelContext;
-  spec: InstanceSpec;
   /** The interpreter (see python-runtime.ts). */
   python: string;
-  /** The Python file whose `TritonPythonModel` the process runs. */
-  modelFile: string;
-  /** `initialize(args)`: Triton's keys, and the backend's own. */
-  args: Record<string, string>;
-  decoupled: boolean;
-  timeoutMs: number;
+  /** The Python file whose `TritonPythonModel` the process runs (default: the model's own file). */
+  modelFile?: string;
+  /** Keys the backend adds to Triton's `initialize(args)`. */
+  extraArgs?: Record<string, string>;
   /** Where the instance's log lines are said to come from. */
   logSource: string;
 }
 
 /** Starts the instance's first process (its load fails if the model's `initialize` does). */
-export async function startHostedInstance(m: HostedModel): Promise<BackendInstance> {
-  const label = `model '${m.ctx.name}' instance '${m.spec.name}'`;
-  const streaming = new StreamingCalls();
-  const progress = new Map<number, Deadline>();
+export async function startHostedInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec, m: HostedModel): Promise<BackendInstance> {
+  const label = `model '${ctx.name}' instance '${spec.name}'`;
+  const args = { ...initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU"), ...m.extraArgs };
+  const streaming = config.modelTransactionPolicy?.decoupled ? new StreamingCalls() : undefined;
   const onNotice = ({ header, payload }: Frame) => {
     const h = header as unknown as { call: number; index: number; final: boolean; outputs?: TensorDesc[]; error?: string };
-    progress.get(h.call)?.touch();
     const part: ExecutionResult | undefined = h.error !== undefined
       ? { error: frameError(label, header).toJSON() }
       : h.outputs ? { outputs: unpackTensors(h.outputs, payload) } : undefined;
-    streaming.deliver(h.call, h.index, part, h.final);
+    streaming?.deliver(h.call, h.index, part, h.final);
   };
   const start = async () => {
-    const proc = hostProcess(m.python, label, m.logSource, m.ctx, {
-      onRequest: (frame, reply) => runBls(m.ctx, frame, reply),
+    const proc = hostProcess(m.python, label, m.logSource, ctx, {
+      onRequest: (frame, reply) => runBls(ctx, frame, reply),
       onNotice,
     });
     try {
-      await proc.call({ type: "init", path: m.modelFile, args: m.args });
+      await proc.call({ type: "init", path: m.modelFile ?? ctx.modelPath, args });
     } catch (e) {
       await proc.terminate();
-      throw invalidArg((e as Error).message.replace(`${label}: `, `${label}: failed to load '${m.ctx.modelPath}': `));
+      throw invalidArg((e as Error).message.replace(`${label}: `, `${label}: failed to load '${ctx.modelPath}': `));
     }
     return proc;
   };
-  const first = await start();
-  return new HostedInstance(m.spec.name, label, first, () => {
-    m.ctx.logger.warn(m.logSource, `${label}: the model process ended; starting a new one`);
+  const restart = () => {
+    ctx.logger.warn(m.logSource, `${label}: the model process ended; starting a new one`);
     return start();
-  }, m.timeoutMs, m.decoupled ? streaming : undefined, progress);
+  };
+  return new HostedInstance(spec.name, await start(), restart, new BatchDeadlines(label, executeTimeout(config, ctx.name)), streaming);
 }
 
 class HostedInstance implements BackendInstance {
   private readonly proc: Replaceable<ModelProcess>;
   private readonly batches = new AcceptedBatches();
-  private readonly deadlines: BatchDeadlines;
 
   constructor(
     readonly name: string,
-    private readonly label: string,
     proc: ModelProcess,
     restart: () => Promise<ModelProcess>,
-    private readonly timeoutMs: number,
+    private readonly deadlines: BatchDeadlines,
     /** Decoupled models: the batches whose responses are still coming. */
     private readonly streaming: StreamingCalls | undefined,
-    /** Decoupled batches' deadlines by call id: each response they send restarts theirs. */
-    private readonly progress: Map<number, Deadline>,
   ) {
     this.proc = new Replaceable(proc, restart);
-    this.deadlines = new BatchDeadlines(timeoutMs);
   }
 
   execute(requests: BatchRequest[]): Promise<BatchResult> {
@@ -189,18 +180,10 @@ class HostedInstance implements BackendInstance {
     const described = requests.map((r, k) => ({ outputs: r.outputNames, inputs: descs[k], id: r.id, parameters: r.parameters }));
     const t0 = process.hrtime.bigint();
     const call = proc.send({ type: "execute", decoupled: this.streaming !== undefined, requests: described }, parts);
-    const deadline = this.deadlines.start(() => {
-      void proc.terminate(new TritonError("INTERNAL", `${this.label}: execute did not finish within ${this.timeoutMs} ms (execute_timeout_ms); the instance is restarted`));
-    });
-    this.streaming?.add(call.id, requests);
-    if (this.streaming) this.progress.set(call.id, deadline);
-    // A client that goes away while its request runs: the model sees it in is_cancelled() and may stop.
-    const listeners = requests.map((r, k) => {
-      if (!r.signal) return undefined;
-      const onAbort = () => proc.tell({ type: "cancel", id: 0, call: call.id, index: k });
-      r.signal.addEventListener("abort", onAbort, { once: true });
-      return onAbort;
-    });
+    const deadline = this.deadlines.start((e) => void proc.terminate(e));
+    // A decoupled batch's deadline runs from its last response.
+    this.streaming?.add(call.id, requests, deadline.touch);
+    const unwatch = watchCancellation(requests, (k) => proc.tell({ type: "cancel", id: 0, call: call.id, index: k }));
     try {
       const reply = await call.reply;
       const timings = { computeInputNs: 0, computeInferNs: Number(process.hrtime.bigint() - t0), computeOutputNs: 0 };
@@ -208,14 +191,13 @@ class HostedInstance implements BackendInstance {
       if (this.streaming) return { results: StreamingCalls.done(requests), timings };
       const responses = reply.header.responses as ({ outputs: TensorDesc[] } | { error: string; code?: string })[];
       const results = responses.map((res): ExecutionResult =>
-        "error" in res ? { error: frameError(this.label, res).toJSON() } : { outputs: unpackTensors(res.outputs, reply.payload) },
+        "error" in res ? { error: frameError(proc.label, res).toJSON() } : { outputs: unpackTensors(res.outputs, reply.payload) },
       );
       return { results, timings };
     } finally {
       deadline.end();
-      this.progress.delete(call.id);
       this.streaming?.remove(call.id);
-      for (const [k, l] of listeners.entries()) if (l) requests[k]!.signal!.removeEventListener("abort", l);
+      unwatch();
     }
   }
 
@@ -230,10 +212,11 @@ class HostedInstance implements BackendInstance {
  * throwaway process, as Triton does, and gives the configuration it returns
  * (as JSON in Triton's field names).
  */
-export async function autoCompleteInProcess(python: string, modelFile: string, config: object, label: string, logSource: string, ctx: BackendModelContext): Promise<object> {
+export async function autoCompleteInProcess(ctx: BackendModelContext, python: string, config: object, logSource: string): Promise<object> {
+  const label = `model '${ctx.name}'`;
   const proc = hostProcess(python, label, logSource, ctx, {});
   try {
-    const reply = await proc.call({ type: "auto_complete", path: modelFile, config });
+    const reply = await proc.call({ type: "auto_complete", path: ctx.modelPath, config });
     return reply.header.config as object;
   } catch (e) {
     throw invalidArg(`${(e as Error).message.replace(`${label}: `, `${label}: auto_complete_config failed: `)}`);

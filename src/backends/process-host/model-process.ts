@@ -63,8 +63,11 @@ export class ModelProcess {
   private closing = false;
   private readonly exited: Promise<void>;
   private readonly shm = new ShmChannel(`p${process.pid}-${++processes}`);
+  /** Names the instance in error messages. */
+  readonly label: string;
 
   constructor(private readonly options: ModelProcessOptions) {
+    this.label = options.label;
     this.child = spawn(options.command, options.args, {
       env: { ...options.env, TRITIUM_SHM_DIR: shmDir(), TRITIUM_SHM_IN: this.shm.outName, TRITIUM_SHM_OUT: this.shm.inName, TRITIUM_SHM_THRESHOLD: String(SHM_THRESHOLD) },
       stdio: ["pipe", "pipe", "pipe"],
@@ -160,10 +163,10 @@ export class ModelProcess {
       if (this.received < 8) return;
       let head = this.chunks[0]!;
       if (head.byteLength < 8) head = this.join();
-      const need = 8 + head.readUInt32LE(0) + head.readUInt32LE(4);
+      const hl = head.readUInt32LE(0);
+      const need = 8 + hl + head.readUInt32LE(4);
       if (this.received < need) return;
       if (head.byteLength < need) head = this.join();
-      const hl = head.readUInt32LE(0);
       const header = JSON.parse(head.toString("utf8", 8, 8 + hl)) as Frame["header"];
       // The payload is copied out when it shares its chunk with later frames, so the chunk can go.
       let payload = head.byteLength === need ? head.subarray(8 + hl) : Buffer.from(head.subarray(8 + hl, need));

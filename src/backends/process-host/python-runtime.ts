@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { invalidArg } from "../../core/errors.js";
-import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
+import type { BackendModelContext } from "../../core/backend.js";
 
 const run = promisify(execFile);
 const CANDIDATES = ["python3", "/usr/bin/python3"];
@@ -56,22 +56,30 @@ async function unpacked(archive: string, model: string): Promise<string> {
   return dir;
 }
 
+/** The first of `python3` and Debian's `/usr/bin/python3` that imports `modules`, if any does. */
+export async function findPython(modules: readonly string[]): Promise<string | undefined> {
+  for (const python of CANDIDATES) if (await canImport(python, modules)) return python;
+  return undefined;
+}
+
 /**
  * The interpreter for a model of `backend` that needs `modules`.
  * Fails with a message that says how to get one.
  */
-export async function pythonRuntime(backend: string, model: string, modelDir: string, config: ModelConfig, backendConfig: Readonly<Record<string, string>>, modules: readonly string[]): Promise<string> {
-  const param = (key: string) => config.parameters[key]?.stringValue || undefined;
-  const envPath = param("EXECUTION_ENV_PATH")?.replaceAll("$$TRITON_MODEL_DIRECTORY", modelDir);
+export async function pythonRuntime(backend: string, ctx: BackendModelContext, modules: readonly string[]): Promise<string> {
+  const model = ctx.name;
+  const param = (key: string) => ctx.config.parameters[key]?.stringValue || undefined;
+  const envPath = param("EXECUTION_ENV_PATH")?.replaceAll("$$TRITON_MODEL_DIRECTORY", ctx.modelDir);
   if (envPath) {
     const dir = /\.(tar\.gz|tgz)$/.test(envPath) ? await unpacked(envPath, model) : envPath;
     const python = ["bin/python3", "bin/python"].map((p) => path.join(dir, p)).find((p) => fs.existsSync(p));
     if (!python) throw invalidArg(`model '${model}': EXECUTION_ENV_PATH '${envPath}' has no bin/python3`);
     return python;
   }
-  const named = param("python_runtime") ?? backendConfig["python-runtime"];
+  const named = param("python_runtime") ?? ctx.backendConfig["python-runtime"];
   if (named) return named;
-  for (const python of CANDIDATES) if (await canImport(python, modules)) return python;
+  const found = await findPython(modules);
+  if (found) return found;
   const what = modules.join(" and ");
   throw invalidArg(
     `model '${model}': no Python interpreter that can import ${what} was found (tried ${CANDIDATES.join(", ")}); ` +

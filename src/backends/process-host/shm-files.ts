@@ -56,10 +56,6 @@ export class RangeAllocator {
     const i = this.used.findIndex(([start]) => start === offset);
     if (i >= 0) this.used.splice(i, 1);
   }
-
-  get inUse(): number {
-    return this.used.length;
-  }
 }
 
 /** The server's side of one process's two files. */

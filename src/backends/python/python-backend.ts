@@ -9,7 +9,6 @@ import { readFileSync } from "node:fs";
 import type { Backend, BackendModel, BackendModelContext } from "../../core/backend.js";
 import { modelConfigFromJson, modelConfigToJson } from "../../core/repository/model-config.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
-import { executeTimeout, initializeArgs } from "../instance-life.js";
 import { autoCompleteInProcess, startHostedInstance } from "../process-host/hosted-instance.js";
 import { pythonRuntime } from "../process-host/python-runtime.js";
 
@@ -24,25 +23,15 @@ export class PythonBackend implements Backend {
     const source = readSource(ctx.modelPath);
     // A model that imports torch needs an interpreter that has it (Debian's python3 with python3-torch, say).
     const modules = /^\s*(import|from)\s+torch\b/m.test(source) ? ["numpy", "torch"] : ["numpy"];
-    const python = await pythonRuntime(this.name, ctx.name, ctx.modelDir, ctx.config, ctx.backendConfig, modules);
+    const python = await pythonRuntime(this.name, ctx, modules);
     // Triton runs auto_complete_config before the configuration is checked; its result is what the loader completes.
     // (Looked for in the source, not run: most models have none, and a process costs a second.)
     const completed = /def\s+auto_complete_config\s*\(/.test(source)
-      ? modelConfigFromJson(JSON.stringify(await autoCompleteInProcess(python, ctx.modelPath, modelConfigToJson(ctx.config), `model '${ctx.name}'`, SOURCE, ctx)), `model '${ctx.name}' auto_complete_config`)
+      ? modelConfigFromJson(JSON.stringify(await autoCompleteInProcess(ctx, python, modelConfigToJson(ctx.config), SOURCE)), `model '${ctx.name}' auto_complete_config`)
       : undefined;
     return {
       autoCompleteConfig: completed ? (config: ModelConfig) => mergeCompleted(config, completed) : undefined,
-      createInstance: (config, spec) =>
-        startHostedInstance({
-          ctx,
-          spec,
-          python,
-          modelFile: ctx.modelPath,
-          args: initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU"),
-          decoupled: config.modelTransactionPolicy?.decoupled ?? false,
-          timeoutMs: executeTimeout(config, ctx.name),
-          logSource: SOURCE,
-        }),
+      createInstance: (config, spec) => startHostedInstance(ctx, config, spec, { python, logSource: SOURCE }),
       release: async () => undefined,
     };
   }

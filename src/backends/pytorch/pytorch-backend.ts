@@ -15,7 +15,6 @@ import path from "node:path";
 import type { Backend, BackendModel, BackendModelContext } from "../../core/backend.js";
 import { invalidArg } from "../../core/errors.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
-import { executeTimeout, initializeArgs } from "../instance-life.js";
 import { PYTHON_DIR, startHostedInstance } from "../process-host/hosted-instance.js";
 import { pythonRuntime } from "../process-host/python-runtime.js";
 
@@ -28,7 +27,7 @@ export class PyTorchBackend implements Backend {
   readonly defaultModelFilename = "model.pt";
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {
-    const python = await pythonRuntime(this.name, ctx.name, ctx.modelDir, ctx.config, ctx.backendConfig, ["numpy", "torch"]);
+    const python = await pythonRuntime(this.name, ctx, ["numpy", "torch"]);
     return {
       // Auto-complete is where Triton tells a user that a TorchScript config cannot be completed; without it, core's check says it.
       autoCompleteConfig: (config: ModelConfig) => {
@@ -36,16 +35,8 @@ export class PyTorchBackend implements Backend {
         return config;
       },
       createInstance: (config, spec) => {
-        return startHostedInstance({
-          ctx,
-          spec,
-          python,
-          modelFile: RUNNER,
-          args: { ...initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU"), tritium_model_file: ctx.modelPath },
-          decoupled: false,
-          timeoutMs: executeTimeout(config, ctx.name),
-          logSource: SOURCE,
-        });
+        if (config.modelTransactionPolicy?.decoupled) throw invalidArg(`model '${ctx.name}': the PyTorch backend runs no decoupled models (as Triton's)`);
+        return startHostedInstance(ctx, config, spec, { python, modelFile: RUNNER, extraArgs: { tritium_model_file: ctx.modelPath }, logSource: SOURCE });
       },
       release: async () => undefined,
     };

@@ -215,6 +215,8 @@ def encode_response(response, wanted, parts):
 _bls_next = [0]
 _bls_waiting = {}  # call id -> queue of (header, payload) answers
 _bls_lock = threading.Lock()
+# The batch whose execute the main thread runs: BLS calls made now are charged to its requests' callers.
+_running_batch = [-1]
 
 
 def _bls_send(request, decoupled):
@@ -226,7 +228,7 @@ def _bls_send(request, decoupled):
         _bls_next[0] += 1
         call = _bls_next[0]
         _bls_waiting[call] = answers
-    write_frame({"type": "bls", "id": call, "decoupled": decoupled, "request": {
+    write_frame({"type": "bls", "id": call, "batch": _running_batch[0], "decoupled": decoupled, "request": {
         "model_name": request._model_name,
         "model_version": None if version in (None, -1, "") else str(version),
         "id": request._id,
@@ -427,6 +429,8 @@ def main():
             return
         header, payload = item
         kind, call = header["type"], header["id"]
+        if kind == "execute":
+            _running_batch[0] = call
         try:
             if kind == "init":
                 pb_utils._model_config = json.loads(header["args"]["model_config"])

@@ -144,11 +144,12 @@ describe("js backend", () => {
     // model.ts and model.mjs are found without default_model_filename.
     for (const [name, file, code] of [
       ["typed_ts", "model.ts", `import { EOL } from "node:os";
+import { twice } from "./twice.ts";
 interface Req { inputs: Record<string, { data: Int32Array; shape: number[] }> }
 export default class {
   private readonly eol: string = EOL;
   execute(requests: Req[]): { outputs: Record<string, { shape: number[]; data: number[] }> }[] {
-    return requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0!.shape, data: Array.from(r.inputs.INPUT0!.data, (v, i) => v * 2 + r.inputs.INPUT1!.data[i]! + this.eol.length - 1) }, ARGS: { shape: [1, 1], data: [0] } } }));
+    return requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0!.shape, data: Array.from(r.inputs.INPUT0!.data, (v, i) => twice(v) + r.inputs.INPUT1!.data[i]! + this.eol.length - 1) }, ARGS: { shape: [1, 1], data: [0] } } }));
   }
 }`],
       ["plain_mjs", "model.mjs", `export default { execute: (requests) => requests.map((r) => ({ outputs: { SUM: { shape: r.inputs.INPUT0.shape, data: r.inputs.INPUT0.data.map((v) => -v) }, ARGS: { shape: [1, 1], data: [""] } } })) };`],
@@ -157,6 +158,7 @@ export default class {
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), addConfig(name, ""));
       await fs.writeFile(path.join(repo, name, "1", file), code);
     }
+    await fs.writeFile(path.join(repo, "typed_ts", "1", "twice.ts"), "export const twice = (v: number): number => v * 2;\n");
     s = await startServer({ modelRepository: repo, strictReadiness: false });
   });
   after(async () => {
@@ -273,7 +275,7 @@ export default class {
     assert.ok(stats.model_stats[0]!.inference_count >= 3, "the calls count as add_js's own inferences");
   });
 
-  it("loads model.ts (compiled at load) and model.mjs without default_model_filename", async () => {
+  it("loads model.ts (compiled as it loads, with its local .ts imports) and model.mjs without default_model_filename", async () => {
     const ts = await postJson(`${s.url}/v2/models/typed_ts/infer`, addBody([1, 2, 3, 4], [10, 10, 10, 10]));
     assert.equal(ts.status, 200, JSON.stringify(ts.json));
     assert.deepEqual(ts.json.outputs[0].data, [12, 14, 16, 18]);

@@ -29,6 +29,7 @@ export const FLAGS: FlagSpec[] = [
   { name: "strict-model-config", kind: "bool", default: false, help: "Deprecated: true disables auto-complete of model configurations." },
   { name: "disable-auto-complete-config", kind: "bool", default: false, help: "Do not complete model configurations from the model files." },
   { name: "exit-timeout-secs", kind: "int", default: 30, help: "On shutdown, seconds to wait for in-flight requests." },
+  { name: "bls-max-depth", kind: "int", default: 16, help: "Tritium: how deeply BLS calls (a model calling a model that calls ...) may nest before they fail." },
   { name: "exit-on-error", kind: "bool", default: false, help: "Exit if a model fails to load at start-up (Tritium's default keeps serving the others)." },
   { name: "id", kind: "string", default: "triton", help: "Server identifier reported as 'name' in server metadata." },
   { name: "allow-client-shm", kind: "bool", default: false, help: "Let clients register and use system shared memory regions (/v2/systemsharedmemory, SystemSharedMemory* RPCs); off by default, as in Triton." },

@@ -120,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
     modelLoadOnDemand: flags["model-load-on-demand"] as boolean,
     modelMemoryBudget: flags["model-memory-budget"] as number,
     exitTimeoutSecs: flags["exit-timeout-secs"] as number,
+    blsMaxDepth: flags["bls-max-depth"] as number,
     allowClientShm: flags["allow-client-shm"] as boolean,
     logger,
     trace,

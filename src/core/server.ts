@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Backend } from "./backend.js";
 import { parseVersionString } from "./repository/version-string.js";
-import { type TritonError, invalidArg, unavailable } from "./errors.js";
+import { TritonError, invalidArg, unavailable } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./requests/inference.js";
 import { Logger, renderTable } from "./observability/logger.js";
 import { applyLogSettings, logSettingsOf, type LogSettings, type LogSettingsUpdate } from "./settings/log-settings.js";
@@ -61,6 +61,8 @@ export interface ServerOptions {
   responseCacheBytes?: number;
   /** `--exit-timeout-secs` (default 30): how long stop() waits for in-flight requests. */
   exitTimeoutSecs?: number;
+  /** `--bls-max-depth`: how deeply BLS calls may nest (default 16). */
+  blsMaxDepth?: number;
   /** `--allow-client-shm` (default false, as Triton): clients may register and use system shared memory. */
   allowClientShm?: boolean;
   logger?: Logger;
@@ -255,7 +257,10 @@ export class InferenceServer {
   }
 
   private streamInside(req: InferenceRequest, onResponse: (response: InferenceResponse | TritonError | undefined, final: boolean) => void): Promise<void> {
-    return this.accepted(req, (mv) => mv.stream(req, onResponse));
+    return this.accepted(req, (mv) => {
+      this.checkNesting(req, mv);
+      return mv.stream(req, onResponse);
+    });
   }
 
   /** Runs one inference request. Errors are TritonErrors with Triton's codes and messages. */
@@ -271,7 +276,30 @@ export class InferenceServer {
   private inferInside(req: InferenceRequest): Promise<InferenceResponse> {
     // Unknown models fail before shared memory is read; the version is looked up again after the
     // inputs are read: a reload may have replaced it meanwhile.
-    return this.accepted(req, () => this.sharedMemory.run(req, (r) => this.repository.getModel(r.model_name, r.model_version).infer(r)));
+    return this.accepted(req, (mv) => {
+      this.checkNesting(req, mv);
+      return this.sharedMemory.run(req, (r) => this.repository.getModel(r.model_name, r.model_version).infer(r));
+    });
+  }
+
+  /**
+   * A BLS request fails at once where it would wait forever: nested deeper
+   * than `--bls-max-depth` (models calling each other in a loop), or aimed
+   * at a model whose every instance is one of its callers, each running one
+   * batch at a time and waiting for this very request.
+   */
+  private checkNesting(req: InferenceRequest, mv: ModelVersion): void {
+    const callers = req.callers;
+    if (!callers?.length) return;
+    const chain = [...callers, mv.name].map((m) => `'${m}'`).join(" -> ");
+    const limit = this.options.blsMaxDepth ?? 16;
+    if (callers.length > limit) {
+      throw new TritonError("INVALID_ARG", `BLS calls nest deeper than --bls-max-depth=${limit}: ${chain}`);
+    }
+    const waiting = callers.filter((m) => m === mv.name).length;
+    if (waiting > 0 && waiting >= mv.instanceCount) {
+      throw new TritonError("UNAVAILABLE", `model '${mv.name}' cannot run this BLS request: all ${mv.instanceCount} of its instances are waiting for it (${chain}); give the model more instances (instance_group count) or do not call it from itself`);
+    }
   }
 
   /** Counts a request in flight, loads its model on demand, finds its version and runs `run` on it. */

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { TritonError, asTritonError, internal, invalidArg } from "../../core/errors.js";
-import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
+import { blsCallers, type BatchRequest, type BatchResult, type InferenceRequest, type InferenceResponse } from "../../core/requests/inference.js";
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
@@ -70,13 +70,15 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
 
   const label = `model '${ctx.name}' instance '${spec.name}'`;
   const streaming = new StreamingCalls();
+  /** The batches the thread holds, by call id: a BLS call is charged to its batch's callers. */
+  const running = new Map<number, BatchRequest[]>();
   const onOther = (msg: { type: string }) => {
     if (msg.type !== "partial") return;
     const p = msg as PartialMessage;
     streaming.deliver(p.call, p.index, p.result, p.final);
   };
   const start = async () => {
-    const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream) : undefined;
+    const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream, (batch) => blsCallers(ctx.name, running.get(batch))) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
       url: WORKER_URL,
       init: { ...init, bls: ports?.worker },
@@ -97,7 +99,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
   /** Each thread's port for notices from the main thread (cancellations). */
   const mainPorts = new WeakMap<Thread, MessagePort>();
   const cancel = (thread: Thread, call: number, index: number) => mainPorts.get(thread)?.postMessage({ cancel: call, index } satisfies CancelNotice);
-  return new JsInstance(spec.name, label, await start(), start, new BatchDeadlines(label, timeoutMs), (msg) => ctx.logger.warn(SOURCE, msg), cancel, decoupled ? streaming : undefined);
+  return new JsInstance(spec.name, label, await start(), start, new BatchDeadlines(label, timeoutMs), (msg) => ctx.logger.warn(SOURCE, msg), cancel, running, decoupled ? streaming : undefined);
 }
 
 /**
@@ -105,9 +107,14 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
  * runs as a client's request would (validation, scheduling, statistics).
  * The main thread's end never keeps the process alive, and closes with the worker.
  */
-function blsPort(infer: (r: InferenceRequest) => Promise<InferenceResponse>, stream: BackendModelContext["stream"]): { worker: MessagePort; main: MessagePort } {
+function blsPort(
+  infer: (r: InferenceRequest) => Promise<InferenceResponse>,
+  stream: BackendModelContext["stream"],
+  callersOf: (batch: number) => string[],
+): { worker: MessagePort; main: MessagePort } {
   const { port1, port2 } = new MessageChannel();
   port1.on("message", (call: BlsCall) => {
+    call.request.callers = callersOf(call.batch);
     if (call.stream) {
       const post = (a: BlsAnswer) => port1.postMessage(a);
       if (!stream) return post({ id: call.id, error: { code: "UNSUPPORTED", message: "this server cannot stream to models" }, final: true });
@@ -147,6 +154,8 @@ class JsInstance implements BackendInstance {
     private readonly warn: (msg: string) => void,
     /** Tells a thread that a request of a batch it holds has been cancelled by its client. */
     private readonly cancel: (thread: Thread, call: number, index: number) => void,
+    /** The batches in the thread, by call id (shared with the thread's BLS port). */
+    private readonly running: Map<number, BatchRequest[]>,
     /** Decoupled models: the batches whose responses are still coming. */
     private readonly streaming?: StreamingCalls,
   ) {
@@ -170,6 +179,7 @@ class JsInstance implements BackendInstance {
       fail(e);
     });
     const call = thread.send({ type: "execute", requests });
+    this.running.set(call.id, requests);
     this.streaming?.add(call.id, requests);
     const unwatch = watchCancellation(requests, (k) => this.cancel(thread, call.id, k));
     try {
@@ -180,6 +190,7 @@ class JsInstance implements BackendInstance {
       return { results: reply.results, timings: reply.timings };
     } finally {
       deadline.end();
+      this.running.delete(call.id);
       this.streaming?.remove(call.id);
       unwatch();
     }

@@ -4,7 +4,7 @@
  * `finalize` when asked to close.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { readFile } from "node:fs/promises";
+import { register } from "node:module";
 import { pathToFileURL } from "node:url";
 import { TritonError, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
@@ -24,32 +24,16 @@ const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 let model: TritiumModel | undefined;
 
 /**
- * The module's URL. A `.ts` model is compiled here with the `typescript`
- * package (installed with Tritium's development dependencies) and imported
- * from a data: URL, so it may import packages and node: modules but not other
- * local TypeScript files.
+ * The module's URL. A `.ts` model (and any `.ts` file it imports) is compiled
+ * as it loads by hooks registered in this worker only (typescript-hooks.ts).
  */
-async function moduleUrl(file: string): Promise<string> {
-  if (!file.endsWith(".ts")) return pathToFileURL(file).href;
-  let ts: typeof import("typescript");
-  try {
-    ts = (await import("typescript")).default;
-  } catch {
-    throw new Error("a model.ts needs the 'typescript' package (npm install typescript), or compile it to model.js");
-  }
-  const source = await readFile(file, "utf8");
-  const out = ts.transpileModule(source, {
-    fileName: file,
-    reportDiagnostics: true,
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
-  });
-  const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
-  if (errors.length) throw new Error(errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("; "));
-  return `data:text/javascript;base64,${Buffer.from(out.outputText).toString("base64")}`;
+function moduleUrl(file: string): string {
+  if (file.endsWith(".ts")) register(new URL("./typescript-hooks.js", import.meta.url));
+  return pathToFileURL(file).href;
 }
 
 async function load(): Promise<TritiumModel> {
-  const mod = (await import(await moduleUrl(init.path))) as { default?: unknown };
+  const mod = (await import(moduleUrl(init.path))) as { default?: unknown };
   const exported = mod.default;
   const m = (typeof exported === "function" ? new (exported as new () => TritiumModel)() : exported) as TritiumModel | undefined;
   if (!m || typeof m.execute !== "function") {
@@ -71,6 +55,8 @@ const cancelledIn = (call: number) => {
 };
 /** Batches run in the order of their ids: a notice for one at or before this has come too late. */
 let lastDone = -1;
+/** The batch being run (one at a time): the BLS calls made now are its. */
+let running = -1;
 init.bls?.on("message", (msg: MainToWorker) => {
   if ("cancel" in msg) {
     if (msg.cancel > lastDone) cancelledIn(msg.cancel).add(msg.index);
@@ -83,6 +69,7 @@ function blsCall(request: BlsRequest, stream: boolean, onAnswer: (answer: BlsAns
   const call: BlsCall = {
     id: blsNextId++,
     stream,
+    batch: running,
     request: { model_name: request.model_name, model_version: request.model_version, inputs, outputs: request.outputs?.map((name) => ({ name })) },
   };
   blsWaiting.set(call.id, (answer) => {
@@ -152,6 +139,7 @@ const channel: WorkerEnd<ToJsWorker, FromJsWorker> = new WorkerEnd(port, init.ch
     port.close();
     return;
   }
+  running = msg.id;
   try {
     if (init.decoupled) await executeDecoupled(msg as ExecuteMessage);
     else await execute(msg as ExecuteMessage);

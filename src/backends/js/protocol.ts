@@ -27,7 +27,7 @@ export interface JsWorkerInit {
 }
 
 /** A BLS request from a model, and the main thread's answer to it, on the `bls` port. */
-export type BlsCall = { id: number; request: InferenceRequest; stream?: boolean };
+export type BlsCall = { id: number; request: InferenceRequest; stream?: boolean; /** The batch the worker was running when it made the call. */ batch: number };
 /** Main → worker on the same port: request `index` of batch `call` has been cancelled by its client. */
 export type CancelNotice = { cancel: number; index: number };
 /** One answer; a streamed call gets one per response and ends with `final` (with or without outputs). */

@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BackendInstance, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { TritonError, asTritonError, invalidArg } from "../../core/errors.js";
-import type { BatchRequest, BatchResult, ExecutionResult, InferenceRequest } from "../../core/requests/inference.js";
+import { blsCallers, type BatchRequest, type BatchResult, type ExecutionResult, type InferenceRequest } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Parameters, Tensor } from "../../core/tensors/tensor.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
@@ -63,7 +63,7 @@ function unpackTensors(descs: readonly TensorDesc[], payload: Buffer): Tensor[] 
 }
 
 /** Answers a BLS request of a model's process: runs it as a client's request (one answer, or a stream of them). */
-function runBls(ctx: BackendModelContext, frame: Frame, reply: Reply): void {
+function runBls(ctx: BackendModelContext, frame: Frame, reply: Reply, callers: string[]): void {
   const r = frame.header.request as { model_name: string; model_version?: string | null; id?: string; parameters?: Parameters; inputs: TensorDesc[]; outputs: string[] };
   const fail = (e: unknown, final?: boolean) => {
     const t = asTritonError(e);
@@ -74,6 +74,7 @@ function runBls(ctx: BackendModelContext, frame: Frame, reply: Reply): void {
     model_version: r.model_version ?? undefined,
     inputs: unpackTensors(r.inputs, frame.payload),
     outputs: r.outputs.length ? r.outputs.map((name) => ({ name })) : undefined,
+    callers,
   };
   if (r.id) request.id = r.id;
   if (r.parameters && Object.keys(r.parameters).length) request.parameters = r.parameters;
@@ -128,6 +129,8 @@ export async function startHostedInstance(ctx: BackendModelContext, config: Mode
   const label = `model '${ctx.name}' instance '${spec.name}'`;
   const args = { ...initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU"), ...m.extraArgs };
   const streaming = config.modelTransactionPolicy?.decoupled ? new StreamingCalls() : undefined;
+  /** The batches the process holds, by call id: a BLS call is charged to its batch's callers. */
+  const running = new Map<number, BatchRequest[]>();
   const onNotice = ({ header, payload }: Frame) => {
     const h = header as unknown as { call: number; index: number; final: boolean; outputs?: TensorDesc[]; error?: string };
     const part: ExecutionResult | undefined = h.error !== undefined
@@ -137,7 +140,7 @@ export async function startHostedInstance(ctx: BackendModelContext, config: Mode
   };
   const start = async () => {
     const proc = hostProcess(m.python, label, m.logSource, ctx, {
-      onRequest: (frame, reply) => runBls(ctx, frame, reply),
+      onRequest: (frame, reply) => runBls(ctx, frame, reply, blsCallers(ctx.name, running.get(frame.header.batch as number))),
       onNotice,
     });
     try {
@@ -152,7 +155,7 @@ export async function startHostedInstance(ctx: BackendModelContext, config: Mode
     ctx.logger.warn(m.logSource, `${label}: the model process ended; starting a new one`);
     return start();
   };
-  return new HostedInstance(spec.name, await start(), restart, new BatchDeadlines(label, executeTimeout(config, ctx.name)), streaming);
+  return new HostedInstance(spec.name, await start(), restart, new BatchDeadlines(label, executeTimeout(config, ctx.name)), running, streaming);
 }
 
 class HostedInstance implements BackendInstance {
@@ -164,6 +167,8 @@ class HostedInstance implements BackendInstance {
     proc: ModelProcess,
     restart: () => Promise<ModelProcess>,
     private readonly deadlines: BatchDeadlines,
+    /** The batches in the process, by call id (shared with its BLS handler). */
+    private readonly running: Map<number, BatchRequest[]>,
     /** Decoupled models: the batches whose responses are still coming. */
     private readonly streaming: StreamingCalls | undefined,
   ) {
@@ -180,6 +185,7 @@ class HostedInstance implements BackendInstance {
     const described = requests.map((r, k) => ({ outputs: r.outputNames, inputs: descs[k], id: r.id, parameters: r.parameters }));
     const t0 = process.hrtime.bigint();
     const call = proc.send({ type: "execute", decoupled: this.streaming !== undefined, requests: described }, parts);
+    this.running.set(call.id, requests);
     const deadline = this.deadlines.start((e) => void proc.terminate(e));
     // A decoupled batch's deadline runs from its last response.
     this.streaming?.add(call.id, requests, deadline.touch);
@@ -196,6 +202,7 @@ class HostedInstance implements BackendInstance {
       return { results, timings };
     } finally {
       deadline.end();
+      this.running.delete(call.id);
       this.streaming?.remove(call.id);
       unwatch();
     }

@@ -42,6 +42,11 @@ export class ModelVersion {
     private readonly cache?: ResponseCache,
   ) {}
 
+  /** How many instances run this version's batches (none for an ensemble). */
+  get instanceCount(): number {
+    return this.instances.length;
+  }
+
   /**
    * Requests waiting in the scheduler for an instance, not yet executing:
    * Triton's `nv_inference_pending_request_count`.
@@ -66,6 +71,7 @@ export class ModelVersion {
       // Triton (which fails it before its statistics start), is not counted.
       const prepared = prepareRequest(this.spec, req);
       prepared.batch.signal = req.signal;
+      prepared.batch.callers = req.callers;
       const params = schedulingParams(req);
       const n = prepared.batchSize;
       let cacheKey: string | undefined;
@@ -113,6 +119,7 @@ export class ModelVersion {
     try {
       const prepared = prepareRequest(this.spec, req);
       prepared.batch.signal = req.signal;
+      prepared.batch.callers = req.callers;
       const n = prepared.batchSize;
       // The caller's callback runs inside the backend's message handling: it must not throw there.
       let finalSeen = false;

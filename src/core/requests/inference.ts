@@ -25,6 +25,11 @@ export interface InferenceRequest {
   outputs?: RequestedOutput[];
   /** Aborted when the client goes away; a queued request is then dropped. An `AbortSignal` will do. */
   signal?: CancelSignal;
+  /**
+   * A BLS request: the models whose instances are waiting for it, outermost
+   * first (the server checks nesting against them). Never set by a client.
+   */
+  callers?: readonly string[];
 }
 
 /** The answer to one {@link InferenceRequest}. */
@@ -56,6 +61,18 @@ export interface BatchRequest {
   respond?: (part: ExecutionResult | undefined, final: boolean) => void;
   /** The client's cancellation, for a backend that can tell a running model (main thread only). */
   signal?: CancelSignal;
+  /** {@link InferenceRequest.callers}, for the BLS calls the batch makes (main thread only). */
+  callers?: readonly string[];
+}
+
+/**
+ * The callers of a BLS request made while `model` runs `batch`: the longest
+ * chain among the batch's requests, then `model` itself.
+ */
+export function blsCallers(model: string, batch: readonly BatchRequest[] | undefined): string[] {
+  let longest: readonly string[] = [];
+  for (const r of batch ?? []) if (r.callers && r.callers.length > longest.length) longest = r.callers;
+  return [...longest, model];
 }
 
 /** What a backend instance returns for one request of a batch. */

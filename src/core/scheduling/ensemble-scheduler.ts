@@ -179,6 +179,7 @@ export class EnsembleScheduler implements RequestScheduler {
             inputs: step.inputs.map(([input, t]) => ({ ...tensors.get(t)!, name: input })),
             outputs: step.outputs.map(([output]) => ({ name: output })),
             signal,
+            callers: batch.callers,
           }).then(
             (response) => {
               active--;

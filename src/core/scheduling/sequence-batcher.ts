@@ -283,12 +283,13 @@ export class SequenceBatcher {
     const batch: BatchRequest[] = members.map((s) => {
       if (!s) return this.filler(template, stateOutputs);
       const head = heads.get(s)!;
-      const { id, parameters } = head.prepared.batch;
+      const { id, parameters, callers } = head.prepared.batch;
       return {
         inputs: [...head.prepared.batch.inputs, ...this.controlTensors(s, head, true), ...this.stateTensors(s)],
         outputNames: [...head.prepared.batch.outputNames, ...stateOutputs],
         ...(id !== undefined ? { id } : {}),
         ...(parameters !== undefined ? { parameters } : {}),
+        ...(callers !== undefined ? { callers } : {}),
       };
     });
     let results: ExecutionResult[];

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { register } from "node:module";
 import { pathToFileURL } from "node:url";
-import { TritonError, type SerializedError } from "../../core/errors.js";
+import { TritonError, isErrorCode, type SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult } from "../../core/requests/inference.js";
 import { decodeBytesElements, type Tensor } from "../../core/tensors/tensor.js";
 import { makeTensor, tensorValues, typedValues, type TensorValues } from "../../core/tensors/tensor-values.js";
@@ -234,13 +234,20 @@ function toModelRequest(r: BatchRequest, call: number, index: number): ModelRequ
   return { inputs, requestedOutputs: r.outputNames, isCancelled: () => cancelled.get(call)?.has(index) ?? false };
 }
 
+/** A response's `error`: its own code where it gives a valid one (its message then reaches the client as it is), else INTERNAL naming the instance. */
+function modelError(error: unknown): SerializedError {
+  const e = error as { code?: unknown; message?: unknown };
+  if (typeof e === "object" && e !== null && isErrorCode(e.code) && typeof e.message === "string") return { code: e.code, message: e.message };
+  return { code: "INTERNAL", message: `${where}: ${messageOf(error)}` };
+}
+
 /** A model's response as core carries it; only the outputs the request asked for (a decoupled response may carry fewer). */
 function toResult(response: unknown, request: BatchRequest): ExecutionResult {
   if (!response || typeof response !== "object") {
     return { error: { code: "INTERNAL", message: `${where}: a response must be an object with 'outputs' or 'error'` } };
   }
   const r = response as { outputs?: Record<string, ModelOutput>; error?: unknown };
-  if (r.error !== undefined) return { error: { code: "INTERNAL", message: `${where}: ${messageOf(r.error)}` } };
+  if (r.error !== undefined) return { error: modelError(r.error) };
   const outputs: Tensor[] = [];
   try {
     for (const name of request.outputNames) {

@@ -19,6 +19,7 @@
  *   }
  * }
  */
+import type { ErrorCode } from "../../core/errors.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { TensorValues } from "../../core/tensors/tensor-values.js";
 
@@ -69,7 +70,10 @@ export interface ModelOutput {
 }
 
 /** The answer to one request: its outputs by name, or an error for this request only. */
-export type ModelResponse = { outputs: Record<string, ModelOutput>; error?: undefined } | { error: string; outputs?: undefined };
+export type ModelResponse =
+  | { outputs: Record<string, ModelOutput>; error?: undefined }
+  /** A failed request: a message (status INTERNAL), or a code and message, as Triton's Python `TritonError(msg, code)`. */
+  | { error: string | { code: ErrorCode; message: string }; outputs?: undefined };
 
 /** What `initialize` receives: the keys of Triton's Python backend `args`. */
 export interface ModelInitializeArgs {

@@ -12,14 +12,12 @@
  * frame for it. The child answers each call with a frame of the same id.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { TritonError, internal, type ErrorCode } from "../../core/errors.js";
+import { TritonError, internal, isErrorCode } from "../../core/errors.js";
 import { endsWithin } from "../instance-life.js";
 import { SHM_THRESHOLD, ShmChannel, shmDir } from "./shm-files.js";
 
 /** How long `close` waits for the process to finish cleanly before killing it. */
 const CLOSE_TIMEOUT_MS = 10_000;
-
-const ERROR_CODES = new Set<ErrorCode>(["UNKNOWN", "INTERNAL", "NOT_FOUND", "INVALID_ARG", "UNAVAILABLE", "UNSUPPORTED", "ALREADY_EXISTS", "CANCELLED"]);
 
 export interface Frame {
   header: { type: string; id: number; [key: string]: unknown };
@@ -48,7 +46,7 @@ let processes = 0;
 
 /** The error a child's `error` frame carries (its code where the model gave one). */
 export function frameError(label: string, header: Record<string, unknown>): TritonError {
-  const code = ERROR_CODES.has(header.code as ErrorCode) ? (header.code as ErrorCode) : "INTERNAL";
+  const code = isErrorCode(header.code) ? header.code : "INTERNAL";
   return new TritonError(code, `${label}: ${String(header.error)}`);
 }
 

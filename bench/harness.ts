@@ -238,13 +238,18 @@ export function supervise(name: string, child: ChildProcess, port: number, log: 
 }
 
 /** `handwritten-server.ts` as a child process, one session per model from `repository`. */
-export async function startHandwritten(models: string[], repository = REPOSITORY): Promise<ServerHandle> {
-  const child = fork(path.join(HERE, "handwritten-server.js"), [repository, ...models], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+export function startHandwritten(models: string[], repository = REPOSITORY): Promise<ServerHandle> {
+  return startForkedServer("handwritten-server.js", [repository, ...models]);
+}
+
+/** A baseline server in bench/ forked with `args`; it sends `{ port }` once it listens. */
+export async function startForkedServer(script: string, args: string[], name = "hand-written server"): Promise<ServerHandle> {
+  const child = fork(path.join(HERE, script), args, { stdio: ["ignore", "pipe", "pipe", "ipc"] });
   const log = tail(child);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`hand-written server did not listen within 60 s:\n${log()}`));
+      reject(new Error(`${name} did not listen within 60 s:\n${log()}`));
     }, 60_000);
     child.once("message", (m) => {
       clearTimeout(timer);
@@ -252,10 +257,10 @@ export async function startHandwritten(models: string[], repository = REPOSITORY
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`hand-written server exited (code ${code}) before listening:\n${log()}`));
+      reject(new Error(`${name} exited (code ${code}) before listening:\n${log()}`));
     });
   });
-  return supervise("hand-written server", child, port, log, 5000);
+  return supervise(name, child, port, log, 5000);
 }
 
 export interface TritiumHandle extends ServerHandle {

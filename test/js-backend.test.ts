@@ -19,6 +19,7 @@ export default class {
       if (a[0] === -2) process.exit(3);        // ends its thread
       if (a[0] === -3) throw new Error("asked to fail");
       if (a[0] === -4) return { error: "this request only" };
+      if (a[0] === -5) return { error: { code: "INVALID_ARG", message: "INPUT0 must not be -5" } };
       return { outputs: {
         SUM: { shape: r.inputs.INPUT0.shape, data: a.map((v, i) => v + b[i]) },
         ARGS: { shape: [1, 1], data: [JSON.stringify(this.args)] },
@@ -220,6 +221,10 @@ export default class {
     assert.equal(bad.status, 500);
     assert.match(bad.json.error, /this request only/);
     assert.deepEqual(good.json.outputs[0].data, [6, 6, 6, 6]);
+    // An error with a code of Triton's keeps its status and its message as the model wrote it.
+    const coded = await postJson(`${s.url}/v2/models/add_js/infer`, addBody([-5, 0, 0, 0], [0, 0, 0, 0]));
+    assert.equal(coded.status, 400);
+    assert.equal(coded.json.error, "[request id: <id_unknown>] INPUT0 must not be -5");
   });
 
   it("fails a hung execute after execute_timeout_ms and restarts the instance", async () => {

@@ -201,9 +201,10 @@ export interface GrpcTestServer extends TestServer {
 export async function startGrpcServer(
   options: Partial<CreateServerOptions> & { modelRepository: string | string[] },
   grpcOptions: Omit<GrpcFrontendOptions, "address" | "port"> = {},
+  httpOptions: Omit<HttpFrontendOptions, "address" | "port"> = {},
 ): Promise<GrpcTestServer> {
   const core = await createServer({ quiet: true, ...options });
-  const http = new HttpFrontend(core, { address: "127.0.0.1", port: 0 });
+  const http = new HttpFrontend(core, { ...httpOptions, address: "127.0.0.1", port: 0 });
   const grpc = new GrpcFrontend(core, { ...grpcOptions, address: "127.0.0.1", port: 0 });
   const [httpPort, grpcPort] = await Promise.all([http.listen(), grpc.listen()]);
   return {

@@ -8,6 +8,7 @@ import { Logger, type LogFormat } from "../core/observability/logger.js";
 import { InferenceServer, type ModelControlMode } from "../core/server.js";
 import { parseTraceConfig } from "../core/settings/trace-config.js";
 import type { TraceOptions } from "../core/settings/trace-settings.js";
+import { accessPolicies, httpTls } from "./security.js";
 import { HttpFrontend } from "../frontends/http/http-server.js";
 import { GrpcFrontend, readTlsFiles } from "../frontends/grpc/grpc-server.js";
 import { MetricsFrontend } from "../frontends/metrics/metrics-frontend.js";
@@ -134,11 +135,15 @@ async function main(argv: string[]): Promise<number> {
 
   const closers: { close(): Promise<void>; closeAllConnections?(): void }[] = [];
   try {
+    const access = await accessPolicies(flags);
     if (flags["allow-http"]) {
       const http = new HttpFrontend(core, {
         address: String(flags["http-address"]),
         port: flags["http-port"] as number,
         maxInputSize: flags["http-max-input-size"] as number,
+        access: access.http,
+        tls: await httpTls(flags),
+        requestTimeoutMs: (flags["http-request-timeout-secs"] as number) * 1000,
       });
       await http.listen();
       closers.push(http);
@@ -149,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
         address: String(flags["grpc-address"]),
         port: flags["grpc-port"] as number,
         maxMessageSize: flags["grpc-max-message-size"] as number,
+        access: access.grpc,
         keepalive: {
           timeMs: flags["grpc-keepalive-time"] as number,
           timeoutMs: flags["grpc-keepalive-timeout"] as number,

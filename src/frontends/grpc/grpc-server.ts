@@ -3,6 +3,8 @@ import { Server, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import type { InferenceServer } from "../../core/server.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { GRPCInferenceService } from "../../gen/inference/grpc_service_pb.js";
+import { AccessPolicy } from "../access.js";
+import { guarded } from "./access-guard.js";
 import { healthHandlers, inferenceHandlers } from "./handlers.js";
 import type { OutputContents } from "./infer-codec.js";
 import { serviceDefinition } from "./service-definition.js";
@@ -46,6 +48,8 @@ export interface GrpcFrontendOptions {
   tls?: GrpcTlsOptions;
   /** Raw outputs always (Triton's behaviour, the default), or typed contents for typed requests. */
   outputContents?: OutputContents;
+  /** `--grpc-restricted-protocol` and API keys: who may call which RPC group. */
+  access?: AccessPolicy;
   /** Extra @grpc/grpc-js server options; they win over the ones above. */
   channelOptions?: ChannelOptions;
 }
@@ -77,8 +81,9 @@ export class GrpcFrontend {
     if (ka.maxConnectionAgeMs) channelOptions["grpc.max_connection_age_ms"] = ka.maxConnectionAgeMs;
     if (ka.maxConnectionAgeGraceMs) channelOptions["grpc.max_connection_age_grace_ms"] = ka.maxConnectionAgeGraceMs;
     this.server = new Server({ ...channelOptions, ...options.channelOptions });
-    this.server.addService(serviceDefinition(GRPCInferenceService), inferenceHandlers(core, options.outputContents ?? "raw"));
-    this.server.addService(serviceDefinition(Health), healthHandlers(core));
+    const access = options.access ?? new AccessPolicy();
+    this.server.addService(serviceDefinition(GRPCInferenceService), guarded(inferenceHandlers(core, options.outputContents ?? "raw"), access));
+    this.server.addService(serviceDefinition(Health), guarded(healthHandlers(core), access));
     this.host = (options.address ?? "0.0.0.0").replace(/^\[(.*)\]$/, "$1");
     this.port = options.port ?? 8001;
   }

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
 import zlib from "node:zlib";
 import { Canceller } from "../../core/requests/cancel-signal.js";
 import { TritonError, asTritonError, invalidArg, unavailable } from "../../core/errors.js";
@@ -12,7 +13,8 @@ import { closeHttp, listenHttp } from "./listener.js";
 import { decodeInferRequest, encodeInferResponse } from "./infer-codec.js";
 import { decodeGenerateRequest, encodeGenerateResponse } from "./generate.js";
 import type { InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
-import { matchRoute, type RouteMatch } from "./routes.js";
+import { API_KEY_MESSAGE, AccessPolicy } from "../access.js";
+import { ROUTE_GROUP, matchRoute, type RouteMatch } from "./routes.js";
 import { httpStatus } from "./status.js";
 
 /**
@@ -42,6 +44,24 @@ export interface HttpFrontendOptions {
   port?: number;
   /** `--http-max-input-size` in bytes (default 64 MiB, Triton's). */
   maxInputSize?: number;
+  /** `--http-restricted-api` and API keys: who may call which route group. */
+  access?: AccessPolicy;
+  /** Serve HTTPS (`--http-ssl`) when set. */
+  tls?: HttpTlsOptions;
+  /** `--http-request-timeout-secs`: a client must send its whole request within this (default 300 s, Node's). */
+  requestTimeoutMs?: number;
+}
+
+/** HTTPS material, PEM encoded (Tritium's: Triton serves HTTP in clear only). */
+export interface HttpTlsOptions {
+  /** `--http-ssl-cert`: the server's certificate chain. */
+  cert: Buffer;
+  /** `--http-ssl-key`: its private key. */
+  key: Buffer;
+  /** `--http-ssl-root-cert`: CA certificates client certificates must chain to. */
+  ca?: Buffer;
+  /** `--http-ssl-mutual`: require a client certificate signed by `ca`. */
+  mutual?: boolean;
 }
 
 /** Bytes of server-sent events a client may leave unread before its stream is cut. */
@@ -54,17 +74,25 @@ const MAX_UNREAD_EVENT_BYTES = 16 * 1024 * 1024;
 export class HttpFrontend {
   private readonly server: http.Server;
   private readonly maxInputSize: number;
+  private readonly access: AccessPolicy;
 
   constructor(private readonly core: InferenceServer, private readonly options: HttpFrontendOptions = {}) {
     this.maxInputSize = options.maxInputSize ?? 64 * 1024 * 1024;
-    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    this.access = options.access ?? new AccessPolicy();
+    const serverOptions: http.ServerOptions = { keepAliveTimeout: 65_000, requestTimeout: options.requestTimeoutMs ?? 300_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const tls = options.tls;
+    this.server = tls
+      ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.mutual === true, rejectUnauthorized: tls.mutual === true }, handler)
+      : http.createServer(serverOptions, handler);
   }
 
   /** Starts listening; resolves with the bound port. */
   async listen(): Promise<number> {
     const address = this.options.address ?? "0.0.0.0";
     const port = await listenHttp(this.server, this.options.port ?? 8000, address);
-    this.core.logger.info("http_server.ts", `Started HTTPService at ${address}:${port}`);
+    const tls = this.options.tls;
+    this.core.logger.info("http_server.ts", `Started HTTPService at ${address}:${port}${tls ? (tls.mutual ? " (HTTPS, client certificates required)" : " (HTTPS)") : ""}`);
     return port;
   }
 
@@ -86,6 +114,17 @@ export class HttpFrontend {
     try {
       if (match === undefined) return this.sendJson(res, 404, { error: "Not Found" });
       if (match === "method") return this.sendJson(res, 405, { error: "Method Not Allowed" });
+      if (!this.access.open) {
+        const refused = this.access.check(ROUTE_GROUP[match.route], (name) => {
+          const v = req.headers[name];
+          return Array.isArray(v) ? v[0] : v;
+        });
+        if (refused?.kind === "restricted") return this.sendJson(res, 403, { error: `This API is restricted, expecting header '${refused.header}'` });
+        if (refused) {
+          res.setHeader("WWW-Authenticate", "Bearer");
+          return this.sendJson(res, 401, { error: API_KEY_MESSAGE });
+        }
+      }
       await this.dispatch(match, req, res);
     } catch (e) {
       const err = asTritonError(e);

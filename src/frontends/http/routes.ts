@@ -1,3 +1,5 @@
+import type { ApiGroup } from "../access.js";
+
 /**
  * The HTTP routes of KServe v2 and Triton's extensions. `${V}` must be
  * numeric, as in Triton's route regex; model names are one path segment.
@@ -9,6 +11,20 @@ export type RouteName =
   | "shm_status" | "shm_register" | "shm_unregister"
   | "cuda_shm_status" | "cuda_shm_register" | "cuda_shm_unregister"
   | "trace_setting" | "model_trace_setting" | "logging";
+
+/** Each route's group, for `--http-restricted-api` and API keys (Triton's grouping). */
+export const ROUTE_GROUP: Record<RouteName, ApiGroup> = {
+  health_live: "health", health_ready: "health", model_ready: "health",
+  server_metadata: "metadata", model_metadata: "metadata",
+  model_infer: "inference", model_generate: "inference", model_generate_stream: "inference",
+  model_config: "model-config",
+  model_stats: "statistics", all_stats: "statistics",
+  repository_index: "model-repository", repository_load: "model-repository", repository_unload: "model-repository",
+  shm_status: "shared-memory", shm_register: "shared-memory", shm_unregister: "shared-memory",
+  cuda_shm_status: "shared-memory", cuda_shm_register: "shared-memory", cuda_shm_unregister: "shared-memory",
+  trace_setting: "trace", model_trace_setting: "trace",
+  logging: "logging",
+};
 
 export interface RouteMatch {
   route: RouteName;

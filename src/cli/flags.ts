@@ -33,6 +33,7 @@ export const FLAGS: FlagSpec[] = [
   { name: "exit-on-error", kind: "bool", default: false, help: "Exit if a model fails to load at start-up (Tritium's default keeps serving the others)." },
   { name: "id", kind: "string", default: "triton", help: "Server identifier reported as 'name' in server metadata." },
   { name: "allow-client-shm", kind: "bool", default: false, help: "Let clients register and use system shared memory regions (/v2/systemsharedmemory, SystemSharedMemory* RPCs); off by default, as in Triton." },
+  { name: "client-shm-key-prefix", kind: "string", help: "Tritium: clients may register only shared memory keys that start with this (e.g. /tritium_client_); default: any key." },
   { name: "backend-config", kind: "list", help: "<backend>,<key>=<value> backend setting, e.g. onnxruntime,default-max-batch-size=8. Repeatable." },
   { name: "allow-http", kind: "bool", default: true, help: "Serve HTTP/REST." },
   { name: "http-address", kind: "string", default: "0.0.0.0", help: "HTTP listen address." },

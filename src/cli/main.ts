@@ -123,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
     exitTimeoutSecs: flags["exit-timeout-secs"] as number,
     blsMaxDepth: flags["bls-max-depth"] as number,
     allowClientShm: flags["allow-client-shm"] as boolean,
+    clientShmKeyPrefix: flags["client-shm-key-prefix"] as string | undefined,
     logger,
     trace,
   });

@@ -65,6 +65,8 @@ export interface ServerOptions {
   blsMaxDepth?: number;
   /** `--allow-client-shm` (default false, as Triton): clients may register and use system shared memory. */
   allowClientShm?: boolean;
+  /** `--client-shm-key-prefix`: the only shared memory keys clients may register (default: any). */
+  clientShmKeyPrefix?: string;
   logger?: Logger;
   /** `--trace-config` (trace extension); tracing is off without it. */
   trace?: TraceOptions;
@@ -123,7 +125,7 @@ export class InferenceServer {
   constructor(options: ServerOptions) {
     this.options = options;
     this.id = options.id ?? "triton";
-    this.sharedMemory = new SharedMemoryManager({ allowClientShm: options.allowClientShm ?? false });
+    this.sharedMemory = new SharedMemoryManager({ allowClientShm: options.allowClientShm ?? false, keyPrefix: options.clientShmKeyPrefix });
     this.logger = options.logger ?? new Logger();
     const ownership = new VersionOwnership(() => this.modelVersions());
     const owns = (source: object) => ownership.owns(source);

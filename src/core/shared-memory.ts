@@ -54,6 +54,8 @@ export interface SharedMemoryOptions {
    * everything at start-up keep working.
    */
   allowClientShm?: boolean;
+  /** `--client-shm-key-prefix`: clients may register only keys whose name starts with it (default: any). */
+  keyPrefix?: string;
   /** Where POSIX shared memory objects live (Linux: /dev/shm). */
   directory?: string;
 }
@@ -87,10 +89,12 @@ export function isSharedMemoryTensor(t: Pick<Tensor, "parameters">): boolean {
 export class SharedMemoryManager {
   readonly allowClientShm: boolean;
   private readonly directory: string;
+  private readonly keyPrefix: string;
   private readonly regions = new Map<string, Region>();
 
   constructor(options: SharedMemoryOptions = {}) {
     this.allowClientShm = options.allowClientShm ?? false;
+    this.keyPrefix = (options.keyPrefix ?? "").replace(/^\/+/, "");
     this.directory = options.directory ?? "/dev/shm";
   }
 
@@ -111,6 +115,9 @@ export class SharedMemoryManager {
       throw invalidArg(
         `cannot register shared memory region '${name}' with key '${key}' as the key contains the reserved prefix '${RESERVED_SHM_KEY_PREFIX}'`,
       );
+    }
+    if (!objectName.startsWith(this.keyPrefix)) {
+      throw invalidArg(`cannot register shared memory region '${name}' with key '${key}': this server accepts only keys that start with '/${this.keyPrefix}' (--client-shm-key-prefix)`);
     }
     if (this.regions.has(name)) throw new TritonError("ALREADY_EXISTS", `shared memory region '${name}' already in manager`);
     const off = toSafeInteger(offset);
@@ -136,6 +143,15 @@ export class SharedMemoryManager {
     } catch (e) {
       fs.closeSync(fd);
       throw e;
+    }
+    // Two names over the same bytes would let one request's outputs land in another's inputs.
+    const overlap = [...this.regions.values()].find((r) => r.key.replace(/^\/+/, "") === objectName && off < r.offset + r.byteSize && r.offset < off + size);
+    if (overlap) {
+      fs.closeSync(fd);
+      throw new TritonError(
+        "ALREADY_EXISTS",
+        `failed to register shared memory region '${name}': bytes ${off}..${off + size} of '${key}' overlap region '${overlap.name}' (${overlap.offset}..${overlap.offset + overlap.byteSize}); a range of shared memory can be registered once`,
+      );
     }
     this.regions.set(name, { name, key, offset: off, byteSize: size, fd, users: 0, awaitingUnregister: false });
   }

@@ -1,4 +1,5 @@
 import fs from "node:fs/promises";
+import { checkModelName } from "./model-name.js";
 import os from "node:os";
 import path from "node:path";
 import type { Backend } from "../backend.js";
@@ -264,12 +265,14 @@ export class ModelRepositoryManager {
    * Loads and unloads of one model run one after another.
    */
   async loadModel(name: string, overrides?: LoadOverrides): Promise<void> {
+    checkModelName(name);
     await this.serialized(name, () => this.doLoad(name, overrides));
     await this.enforceMemoryBudget(name);
   }
 
   /** Unloads every version of a model; in-flight requests finish first. */
   async unloadModel(name: string): Promise<void> {
+    checkModelName(name);
     await this.serialized(name, () => this.doUnload(name));
   }
 
@@ -481,7 +484,7 @@ async function writeOverrideFiles(model: string, files: Record<string, Uint8Arra
   for (const [key, content] of Object.entries(files)) {
     const rel = key.slice("file:".length);
     const normalized = path.normalize(rel);
-    if (!key.startsWith("file:") || !rel || path.isAbsolute(rel) || normalized.startsWith("..")) {
+    if (!key.startsWith("file:") || !rel || path.isAbsolute(rel) || normalized.startsWith("..") || rel.includes("\0")) {
       await fs.rm(root, { recursive: true, force: true });
       throw invalidArg(`failed to load '${model}': invalid file override '${key}': expected 'file:<version>/<file name>'`);
     }

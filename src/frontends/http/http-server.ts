@@ -79,7 +79,9 @@ export class HttpFrontend {
   constructor(private readonly core: InferenceServer, private readonly options: HttpFrontendOptions = {}) {
     this.maxInputSize = options.maxInputSize ?? 64 * 1024 * 1024;
     this.access = options.access ?? new AccessPolicy();
-    const serverOptions: http.ServerOptions = { keepAliveTimeout: 65_000, requestTimeout: options.requestTimeoutMs ?? 300_000 };
+    const requestTimeout = options.requestTimeoutMs ?? 300_000;
+    // Node looks for timed-out requests every connectionsCheckingInterval: often enough for a short timeout to mean it.
+    const serverOptions: http.ServerOptions = { keepAliveTimeout: 65_000, requestTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) };
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     const tls = options.tls;
     this.server = tls

@@ -134,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const closers: { close(): Promise<void>; closeAllConnections?(): void }[] = [];
+  const closers: { close(): Promise<void>; closeAllConnections?(): void; failInFlight?(message: string): void }[] = [];
   try {
     const access = await accessPolicies(flags);
     if (flags["allow-http"]) {
@@ -194,7 +194,18 @@ async function main(argv: string[]): Promise<number> {
       signalled = true;
       logger.info("main.ts", `Received ${signal}, stopping: draining in-flight requests (up to ${String(flags["exit-timeout-secs"])} s)`);
       const closing = closers.map((c) => c.close());
-      await core.stop();
+      // core.stop waits up to the exit timeout for in-flight requests; a batch that hangs past it must not hold the exit.
+      const exitMs = (flags["exit-timeout-secs"] as number) * 1000;
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = await Promise.race([
+        core.stop().then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), exitMs + 500))),
+      ]);
+      clearTimeout(timer);
+      if (gaveUp) {
+        logger.warn("main.ts", `requests still in flight after --exit-timeout-secs=${String(flags["exit-timeout-secs"])}; they fail`);
+        for (const c of closers) c.failInFlight?.(`the server is shutting down: the request did not finish within --exit-timeout-secs=${String(flags["exit-timeout-secs"])}`);
+      }
       for (const c of closers) c.closeAllConnections?.();
       await Promise.allSettled(closing);
       logger.info("main.ts", "Server stopped");

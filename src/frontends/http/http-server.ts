@@ -75,6 +75,8 @@ export class HttpFrontend {
   private readonly server: http.Server;
   private readonly maxInputSize: number;
   private readonly access: AccessPolicy;
+  /** Requests being answered: the ones still open when shutdown gives up get a clear error. */
+  private readonly answering = new Set<ServerResponse>();
 
   constructor(private readonly core: InferenceServer, private readonly options: HttpFrontendOptions = {}) {
     this.maxInputSize = options.maxInputSize ?? 64 * 1024 * 1024;
@@ -108,7 +110,21 @@ export class HttpFrontend {
     this.server.closeAllConnections();
   }
 
+  /**
+   * Shutdown gave up waiting (`--exit-timeout-secs`): every request still
+   * being answered gets 503 with `message`, or, when its answer has begun
+   * (a stream of events), an error event before it ends.
+   */
+  failInFlight(message: string): void {
+    for (const res of this.answering) {
+      if (!res.headersSent) this.sendJson(res, 503, { error: message });
+      else res.end(`data: ${JSON.stringify({ error: message })}\n\n`);
+    }
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.answering.add(res);
+    res.once("close", () => this.answering.delete(res));
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q); // query parameters are accepted and ignored

@@ -4,6 +4,7 @@
  * HTTP control calls, the benchmark models and their expected outputs, the
  * machine description and the README section writer.
  */
+import { ALLOCATOR_ENV } from "../src/cli/allocator-env.js";
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -244,7 +245,8 @@ export function startHandwritten(models: string[], repository = REPOSITORY): Pro
 
 /** A baseline server in bench/ forked with `args`; it sends `{ port }` once it listens. */
 export async function startForkedServer(script: string, args: string[], name = "hand-written server"): Promise<ServerHandle> {
-  const child = fork(path.join(HERE, script), args, { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  // Baselines run with Tritium's allocator settings: the comparison is of the servers, not of malloc.
+  const child = fork(path.join(HERE, script), args, { env: { ...process.env, ...ALLOCATOR_ENV }, stdio: ["ignore", "pipe", "pipe", "ipc"] });
   const log = tail(child);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -318,7 +320,9 @@ export async function startTritium(opts: TritiumOptions = {}): Promise<TritiumHa
     else dropped.push(flag);
   }
   const probe = opts.heapProbe ? ["--import", pathToFileURL(path.join(HERE, "heap-probe.js")).href] : [];
-  const child = spawn(process.execPath, [...probe, TRITIUM_MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", ...(opts.heapProbe ? ["ipc" as const] : [])] });
+  // The allocator settings main.ts would relaunch with, given here so that the measured pid is the server.
+  const env = { ...process.env, ...ALLOCATOR_ENV };
+  const child = spawn(process.execPath, [...probe, TRITIUM_MAIN, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe", ...(opts.heapProbe ? ["ipc" as const] : [])] });
   const log = tail(child);
   const handle = supervise(name, child, port, log, 35_000);
   const deadline = Date.now() + 120_000;

@@ -126,21 +126,51 @@ export function initializeArgs(ctx: BackendModelContext, config: ModelConfig, sp
   };
 }
 
-/** The default of `execute_timeout_ms`. */
-const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
+/** A model parameter in milliseconds: a positive integer, or `fallback` when absent. */
+function millisecondsParameter(config: ModelConfig, name: string, key: string, fallback: number): number {
+  const v = config.parameters[key]?.stringValue;
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw invalidArg(`model '${name}': parameter '${key}' must be a positive integer, got '${v}'`);
+  return n;
+}
 
 /**
  * The model parameter `execute_timeout_ms` (Tritium's, for models run in a
- * thread or process of their own): how long a batch may go without finishing
- * (or, for a decoupled model, without sending a response) before its requests
- * fail and the thread or process is replaced.
+ * thread or process of their own; default 60 s): how long a batch may go
+ * without finishing (or, for a decoupled model, without sending a response)
+ * before its requests fail and the thread or process is replaced.
  */
 export function executeTimeout(config: ModelConfig, name: string): number {
-  const v = config.parameters["execute_timeout_ms"]?.stringValue;
-  if (v === undefined) return DEFAULT_EXECUTE_TIMEOUT_MS;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw invalidArg(`model '${name}': parameter 'execute_timeout_ms' must be a positive integer, got '${v}'`);
-  return n;
+  return millisecondsParameter(config, name, "execute_timeout_ms", 60_000);
+}
+
+/**
+ * The model parameter `initialize_timeout_ms` (Tritium's; default 10
+ * minutes, for weights that take long to read): how long an instance's
+ * `initialize` may run before the load fails and its thread or process is
+ * ended, so that one hung model cannot hold the server's start.
+ */
+export function initializeTimeout(config: ModelConfig, name: string): number {
+  return millisecondsParameter(config, name, "initialize_timeout_ms", 600_000);
+}
+
+/** Resolves as `work` does, or rejects naming `what` once `ms` have passed (and then runs `onTimeout`). */
+export async function within<T>(work: Promise<T>, ms: number, what: string, onTimeout: () => Promise<void>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(invalidArg(`${what} did not finish within ${ms} ms (parameter initialize_timeout_ms)`));
+      // What the abandoned work says once it is ended is of no interest.
+      work.catch(() => undefined);
+      void onTimeout();
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One batch's deadline: `touch` when it shows progress, `end` when it is done. */

@@ -18,7 +18,7 @@ import { blsCallers, type BatchRequest, type BatchResult, type InferenceRequest,
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, watchCancellation } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, within } from "../instance-life.js";
 import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
@@ -77,6 +77,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
     const p = msg as PartialMessage;
     streaming.deliver(p.call, p.index, p.result, p.final);
   };
+  const initializeMs = initializeTimeout(config, ctx.name);
   const start = async () => {
     const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream, (batch) => blsCallers(ctx.name, running.get(batch))) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
@@ -88,7 +89,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
       onOther,
     });
     try {
-      await thread.started;
+      await within(thread.started, initializeMs, `${label}: initialize`, () => thread.terminate());
     } catch (e) {
       await thread.terminate();
       throw e;

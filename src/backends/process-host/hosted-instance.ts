@@ -15,7 +15,7 @@ import { blsCallers, type BatchRequest, type BatchResult, type ExecutionResult, 
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Parameters, Tensor } from "../../core/tensors/tensor.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, watchCancellation } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, within } from "../instance-life.js";
 import { ModelProcess, frameError, type Frame, type ModelProcessOptions, type Reply } from "./model-process.js";
 
 /** `python/` at the root of the package (this file is dist/src/backends/process-host/hosted-instance.js). */
@@ -138,13 +138,14 @@ export async function startHostedInstance(ctx: BackendModelContext, config: Mode
       : h.outputs ? { outputs: unpackTensors(h.outputs, payload) } : undefined;
     streaming?.deliver(h.call, h.index, part, h.final);
   };
+  const initializeMs = initializeTimeout(config, ctx.name);
   const start = async () => {
     const proc = hostProcess(m.python, label, m.logSource, ctx, {
       onRequest: (frame, reply) => runBls(ctx, frame, reply, blsCallers(ctx.name, running.get(frame.header.batch as number))),
       onNotice,
     });
     try {
-      await proc.call({ type: "init", path: m.modelFile ?? ctx.modelPath, args });
+      await within(proc.call({ type: "init", path: m.modelFile ?? ctx.modelPath, args }), initializeMs, `${label}: initialize`, () => proc.terminate());
     } catch (e) {
       await proc.terminate();
       throw invalidArg((e as Error).message.replace(`${label}: `, `${label}: failed to load '${ctx.modelPath}': `));

@@ -29,8 +29,8 @@ export interface PerfOptions {
   measurementIntervalMs: number;
   stabilityPercentage: number;
   maxTrials: number;
-  /** The latency percentile that must be stable (and is printed first). */
-  percentile: number;
+  /** `--percentile`: the latency percentile that must be stable; absent, the average latency (perf_analyzer's default). */
+  percentile?: number;
   csvFile?: string;
 }
 
@@ -51,7 +51,7 @@ client latency percentiles and the server's own time per request.
   -p, --measurement-interval <ms> window length (default 5000)
   -s, --stability-percentage <p>  allowed spread of the last 3 windows (default 10)
   -r, --max-trials <n>            windows per step at most (default 10)
-  --percentile <p>                latency percentile that must be stable (default 99)
+  --percentile <p>                latency percentile that must be stable (default: the average latency)
   -f <file.csv>                   write perf_analyzer's CSV
   -h, --help                      this text
 `;
@@ -120,9 +120,9 @@ export function parsePerfArgs(argv: string[]): PerfOptions | undefined {
     shapes.set(s.slice(0, at), dims);
   }
   const batchSize = positive(values["batch-size"], "-b", 1);
-  const percentile = positive(values.percentile, "--percentile", 99);
+  const percentile = values.percentile === undefined ? undefined : positive(values.percentile, "--percentile", 99);
   if (!Number.isInteger(batchSize)) throw new UsageError(`-b expects a whole number, got '${values["batch-size"]}'`);
-  if (percentile >= 100) throw new UsageError(`--percentile expects a number below 100, got '${values.percentile}'`);
+  if (percentile !== undefined && percentile >= 100) throw new UsageError(`--percentile expects a number below 100, got '${values.percentile}'`);
   const concurrency = parseRange(values["concurrency-range"] ?? "1", "--concurrency-range");
   if (![concurrency.start, concurrency.end, concurrency.step].every(Number.isInteger)) throw new UsageError("--concurrency-range expects whole numbers");
   return {

@@ -25,7 +25,7 @@ async function run(options: PerfOptions): Promise<void> {
     progress(`  Batch size: ${options.batchSize}`);
     progress(`  Service Kind: ${options.protocol.toUpperCase()}`);
     progress(`  Measurement window: ${options.measurementIntervalMs} msec`);
-    progress(`  Stabilizing using p${options.percentile} latency`);
+    progress(`  Stabilizing using ${options.percentile === undefined ? "average" : `p${options.percentile}`} latency`);
     progress("");
     const results: StepResult[] = [];
     for (const value of rangeValues(options.requestRate ?? options.concurrency)) {

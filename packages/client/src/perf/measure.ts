@@ -96,6 +96,12 @@ function throughput(w: Window, batch: number): number {
   return (w.records.length * batch) / (w.durationNs / 1e9);
 }
 
+/** The latency a step must hold steady: the given percentile, or the mean as perf_analyzer does without --percentile. */
+function stabilizingLatency(sorted: number[], p: number | undefined): number {
+  if (p !== undefined) return percentile(sorted, p);
+  return sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : 0;
+}
+
 /** perf_analyzer's rule: each of the last three within ±pct of their mean, for throughput and the latency percentile. */
 export function isStable(values: { throughput: number; latency: number }[], pct: number): boolean {
   if (values.length < 3) return false;
@@ -138,9 +144,9 @@ export async function measureStep(
     if (load.failure) throw load.failure;
     windows.push(w);
     const tp = throughput(w, options.batchSize);
-    const lat = percentile(latencies(w.records), options.percentile) / 1000;
+    const lat = stabilizingLatency(latencies(w.records), options.percentile) / 1000;
     summary.push({ throughput: tp, latency: lat });
-    progress(`  Pass [${windows.length}] throughput: ${round(tp)} infer/sec. p${options.percentile} latency: ${Math.floor(lat)} usec`);
+    progress(`  Pass [${windows.length}] throughput: ${round(tp)} infer/sec. ${options.percentile === undefined ? "Avg" : `p${options.percentile}`} latency: ${Math.floor(lat)} usec`);
     if (isStable(summary, options.stabilityPercentage)) break;
   }
   const stable = isStable(summary, options.stabilityPercentage);
@@ -166,7 +172,7 @@ export function summarize(windows: Window[], value: number, stable: boolean, cou
   const network = Math.max(0, avgLatency - send - recv - queue - compute);
   const us = (ns: number) => Math.floor(ns / 1000);
   const percentiles = new Map<number, number>();
-  for (const p of [50, 90, 95, 99, options.percentile]) percentiles.set(p, us(percentile(sorted, p)));
+  for (const p of [50, 90, 95, 99, ...(options.percentile === undefined ? [] : [options.percentile])]) percentiles.set(p, us(percentile(sorted, p)));
   return {
     load: value,
     stable,

@@ -1,4 +1,5 @@
 import fs from "node:fs/promises";
+import { openRepository, type RepositoryLocation } from "./repository-location.js";
 import { checkModelName } from "./model-name.js";
 import os from "node:os";
 import path from "node:path";
@@ -91,6 +92,9 @@ export class ModelRepositoryManager {
   private pollTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  /** The repositories, opened (and, for object stores, mirrored) by start(). */
+  private locations: RepositoryLocation[] = [];
+
   constructor(
     private readonly options: RepositoryManagerOptions,
     private readonly loader: LoaderOptions,
@@ -99,6 +103,7 @@ export class ModelRepositoryManager {
 
   /** Loads the start-up models (`--load-model` in explicit mode, all otherwise); failures leave the others serving. */
   async start(startupModels: readonly string[]): Promise<void> {
+    this.locations = await Promise.all(this.options.modelRepositories.map(openRepository));
     await this.rescan();
     let names: string[];
     if (this.options.modelControlMode === "explicit") {
@@ -372,13 +377,15 @@ export class ModelRepositoryManager {
   }
 
   private async rescan(): Promise<void> {
-    const scan = await scanRepositories(this.options.modelRepositories);
+    await Promise.all(this.locations.map((l) => l.sync()));
+    const scan = await scanRepositories(this.locations.map((l) => l.path));
     this.repoModels = scan.models;
     this.duplicates = scan.duplicates;
   }
 
   private async doLoad(name: string, overrides?: LoadOverrides): Promise<void> {
-    if (!this.repoModels.has(name)) await this.rescan();
+    // An object store is read again on every load, as Triton downloads the model again.
+    if (!this.repoModels.has(name) || this.locations.some((l) => l.remote)) await this.rescan();
     const dup = this.duplicates.get(name);
     if (dup) throw invalidArg(`failed to load '${name}': model name appears in multiple repositories: ${dup.join(", ")}`);
     let repo = this.repoModels.get(name);

@@ -6,11 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { create } from "@bufbuild/protobuf";
+import { gpuProviders, missingCudaProvider } from "../src/backends/onnxruntime/gpu-providers.js";
 import {
   DataType as PbDataType,
   ModelInputSchema,
-  ModelInstanceGroupSchema,
-  ModelInstanceGroup_Kind,
   ModelOptimizationPolicySchema,
   ModelParameterSchema,
   type ModelConfig,
@@ -322,18 +321,21 @@ describe("OnnxRuntimeBackend", () => {
     });
   });
 
-  it("refuses KIND_GPU instance groups with a clear message", async () => {
-    await rejects(
-      loadModel(FIXTURES, "add_sub_fp32", (c) => {
-        c.instanceGroup.push(create(ModelInstanceGroupSchema, { kind: ModelInstanceGroup_Kind.CPU, count: 1 }));
-        c.instanceGroup.push(create(ModelInstanceGroupSchema, { kind: ModelInstanceGroup_Kind.GPU, count: 1 }));
-      }),
-      "INVALID_ARG",
-      "model 'add_sub_fp32'",
-      "instance group 1",
-      "KIND_GPU",
-      "no GPU execution provider is available",
-    );
+  it("asks for the CUDA provider on the instance's GPU, and says how to install it where it is missing", async () => {
+    const { model, config } = await loadModel(FIXTURES, "add_sub_fp32");
+    config.optimization = create(ModelOptimizationPolicySchema, {
+      executionAccelerators: { gpuExecutionAccelerator: [{ name: "tensorrt" }] },
+    });
+    const missing = missingCudaProvider();
+    if (missing) {
+      // This machine's onnxruntime-node has no GPU binaries: the load says what is missing and how to get them.
+      await rejects(model.createInstance(config, { name: "add_sub_fp32_0_0", kind: "KIND_GPU", deviceId: 1 }), "INVALID_ARG",
+        "model 'add_sub_fp32': instance 'add_sub_fp32_0_0' has kind KIND_GPU but ONNX Runtime's CUDA execution provider is not installed",
+        "libonnxruntime_providers_cuda.so", "--onnxruntime-node-install=cuda12");
+      assert.equal(backend.gpuCapable, false);
+    } else {
+      assert.deepEqual(gpuProviders(config, "add_sub_fp32", "i", 1), [{ name: "tensorrt", deviceId: 1 }, { name: "cuda", deviceId: 1 }, "cpu"]);
+    }
   });
 
   it("reports a corrupt model file as a load error naming the path", async () => {

@@ -77,7 +77,7 @@ export const FLAGS: FlagSpec[] = [
   { name: "metrics-interval-ms", kind: "int", default: 2000, help: "Milliseconds between refreshes of per-interval metrics (CPU)." },
   { name: "metrics-config", kind: "list", help: "<key>=<value> metrics setting: counter_latencies, summary_latencies, histogram_latencies (true|false), summary_quantiles=<q>:<err>,... Repeatable." },
   { name: "allow-cpu-metrics", kind: "bool", default: true, help: "Report nv_cpu_utilization and nv_cpu_memory_*_bytes from /proc (Linux)." },
-  { name: "allow-gpu-metrics", kind: "bool", default: true, help: "Accepted for compatibility (Tritium reports no GPU metrics).", inert: true },
+  { name: "allow-gpu-metrics", kind: "bool", default: true, help: "GPU metrics (nv_gpu_*, nv_energy_consumption) for each GPU nvidia-smi lists; none without GPUs." },
   { name: "log-verbose", kind: "int", default: 0, help: "Verbose logging level (0 off)." },
   { name: "log-info", kind: "bool", default: true, help: "Log info messages." },
   { name: "log-warning", kind: "bool", default: true, help: "Log warnings." },

@@ -18,6 +18,8 @@ export interface Backend {
   readonly defaultModelFilename: string;
   /** Other model files taken, in order, when the default one is not there (e.g. `model.mjs`, `model.ts`). */
   readonly alternativeModelFilenames?: readonly string[];
+  /** Whether its instances can run on a GPU here: KIND_AUTO then places them on the GPUs there are. */
+  readonly gpuCapable?: boolean;
   /** Makes a model from its files. Fails with a TritonError naming the model. */
   createModel(ctx: BackendModelContext): Promise<BackendModel>;
 }

@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { readGpus, type Gpu } from "./devices/nvidia-smi.js";
 import type { Backend } from "./backend.js";
 import { parseVersionString } from "./repository/version-string.js";
 import { TritonError, invalidArg, unavailable } from "./errors.js";
@@ -109,6 +110,8 @@ export class InferenceServer {
   private inflight = 0;
   /** Ensemble → the step models its load waits for now (to refuse a cycle rather than wait on it). */
   private readonly ensembleWaits = new Map<string, Set<string>>();
+  /** The machine's GPUs, found at start. */
+  private readonly gpus: Gpu[] = [];
 
   /** Whether `from`'s load waits, through ensembles' step models, on `to` (or is `to`). */
   private waitsFor(from: string, to: string, seen = new Set<string>()): boolean {
@@ -142,6 +145,7 @@ export class InferenceServer {
       logger: this.logger,
       infer: (request) => this.inferInside(request),
       stream: (request, onResponse) => this.streamInside(request, onResponse),
+      gpus: this.gpus,
       dependency: async (name, version, ensemble) => {
         // An ensemble that reaches itself through its steps would wait on its own load.
         if (this.waitsFor(name, ensemble)) throw invalidArg(`ensemble '${ensemble}' reaches itself again through step model '${name}': ensembles must not form a cycle`);
@@ -176,6 +180,7 @@ export class InferenceServer {
 
   /** Scans the repositories and loads the start-up models. A model that fails leaves the others serving. */
   async start(): Promise<void> {
+    for (const g of await readGpus()) this.gpus.push({ index: g.index, uuid: g.uuid, name: g.name });
     await this.repository.start(this.options.startupModels ?? []);
     this.live = true;
     this.logTables();

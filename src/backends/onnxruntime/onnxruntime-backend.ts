@@ -14,7 +14,6 @@ import {
   DataType as PbDataType,
   ModelDynamicBatchingSchema,
   ModelInputSchema,
-  ModelInstanceGroup_Kind,
   ModelOutputSchema,
   ModelConfigSchema,
   ModelTensorReshapeSchema,
@@ -23,6 +22,7 @@ import {
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { TritonError, internal, invalidArg } from "../../core/errors.js";
 import { EventLoopSession } from "./event-loop-session.js";
+import { cudaAvailable, gpuProviders } from "./gpu-providers.js";
 import { OnnxRuntimeInstance, OrtWorker, sameOptions, type OrtSession } from "./instance.js";
 import type { OrtModelMetadata, OrtSessionOptions, OrtValueInfo } from "./protocol.js";
 
@@ -35,9 +35,10 @@ export class OnnxRuntimeBackend implements Backend {
   readonly defaultModelFilename = MODEL_FILE;
   /** Triton gives an ONNX Runtime model two CPU instances when instance_group says nothing. */
   readonly defaultInstanceCount = 2;
+  /** Only where onnxruntime-node's CUDA provider is installed. */
+  readonly gpuCapable = cudaAvailable();
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {
-    rejectGpuGroups(ctx.config, ctx.name);
     const options = sessionOptions(ctx.config, ctx.name);
     const globalPool = ctx.backendConfig["enable-global-threadpool"];
     if (globalPool !== undefined && /^(1|true|on)$/i.test(globalPool.trim())) {
@@ -86,11 +87,8 @@ class OnnxRuntimeModel implements BackendModel {
 
   async createInstance(config: ModelConfig, spec: InstanceSpec): Promise<BackendInstance> {
     const name = this.ctx.name;
-    if (spec.kind === "KIND_GPU") {
-      throw invalidArg(`model '${name}': instance '${spec.name}' has kind KIND_GPU but no GPU execution provider is available (onnxruntime-node runs on CPU here)`);
-    }
-    rejectGpuGroups(config, name);
     const options = sessionOptions(config, name);
+    if (spec.kind === "KIND_GPU") options.executionProviders = gpuProviders(config, name, spec.name, spec.deviceId);
     validateAgainstModel(config, this.metadata, name);
     const onEventLoop = executionThread(config, name) === "event_loop";
     let worker: OrtSession;
@@ -174,14 +172,6 @@ async function resolveModelFile(modelPath: string): Promise<string> {
     // A missing file is reported by ONNX Runtime, with the path, as a load error.
   }
   return modelPath;
-}
-
-function rejectGpuGroups(config: ModelConfig, name: string): void {
-  for (const [i, g] of config.instanceGroup.entries()) {
-    if (g.kind === ModelInstanceGroup_Kind.GPU) {
-      throw invalidArg(`model '${name}': instance group ${i}${g.name ? ` ('${g.name}')` : ""} has kind KIND_GPU but no GPU execution provider is available (onnxruntime-node runs on CPU here)`);
-    }
-  }
 }
 
 /**

@@ -5,6 +5,7 @@
  * This module imports nothing at run time, so the main thread never loads
  * the native ONNX Runtime binding; only the worker does.
  */
+import type { ExecutionProvider } from "./gpu-providers.js";
 import type { SerializedError } from "../../core/errors.js";
 import type { BatchRequest, ExecutionResult, ExecutionTimings } from "../../core/requests/inference.js";
 import type { ChannelMemory } from "../worker-channel/channel.js";
@@ -18,6 +19,8 @@ export interface OrtSessionOptions {
   interOpNumThreads?: number;
   enableCpuMemArena?: boolean;
   enableMemPattern?: boolean;
+  /** KIND_GPU instances: CUDA (and TensorRT) on the instance's device, then the CPU. */
+  executionProviders?: ExecutionProvider[];
 }
 
 /** One input or output of the ONNX graph, as the session reports it. */

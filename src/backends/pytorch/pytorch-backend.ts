@@ -25,6 +25,8 @@ export class PyTorchBackend implements Backend {
   readonly name = "pytorch";
   readonly platforms: readonly string[] = ["pytorch_libtorch"];
   readonly defaultModelFilename = "model.pt";
+  /** TorchScript runs on `cuda:<device>` where PyTorch has CUDA (KIND_GPU fails its load where it does not). */
+  readonly gpuCapable = true;
 
   async createModel(ctx: BackendModelContext): Promise<BackendModel> {
     const python = await pythonRuntime(this.name, ctx, ["numpy", "torch"]);

@@ -1,4 +1,5 @@
 import { EnsembleScheduler, checkSteps, planEnsemble } from "../scheduling/ensemble-scheduler.js";
+import type { Gpu } from "../devices/nvidia-smi.js";
 import type { InferenceRequest, InferenceResponse } from "../requests/inference.js";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -8,12 +9,13 @@ import {
   ModelOptimizationPolicySchema,
   ModelOptimizationPolicy_PinnedMemoryBufferSchema,
   ModelInstanceGroup_Kind,
+  type ModelInstanceGroup,
   ModelVersionPolicySchema,
   ModelQueuePolicy_TimeoutAction,
   type ModelQueuePolicy,
   type ModelConfig,
 } from "../../gen/inference/model_config_pb.js";
-import type { Backend, BackendModelContext, BackendInstance, BackendModel } from "../backend.js";
+import type { Backend, BackendModelContext, BackendInstance, BackendModel, InstanceSpec } from "../backend.js";
 import { DynamicBatcher } from "../scheduling/dynamic-batcher.js";
 import { TritonError, asTritonError, invalidArg } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
@@ -45,6 +47,8 @@ export interface LoaderOptions {
   stream?: BackendModelContext["stream"];
   /** An ensemble's step model, loaded first when it is not (Triton loads an ensemble's dependencies). */
   dependency?: (name: string, version: string | undefined, ensemble: string) => Promise<ModelSpec>;
+  /** The machine's GPUs (none without nvidia-smi), for KIND_GPU and KIND_AUTO placement. */
+  gpus: readonly Gpu[];
 }
 
 /** A backend may state how many CPU instances a model gets by default. */
@@ -171,7 +175,7 @@ export async function loadModelVersion(
     if (options.autoCompleteConfig && backendModel.autoCompleteConfig) {
       config = backendModel.autoCompleteConfig(config, options.defaultMaxBatchSize);
     }
-    fillDefaults(config, (backend as BackendWithDefaults).defaultInstanceCount ?? 1);
+    fillDefaults(config, (backend as BackendWithDefaults).defaultInstanceCount ?? 1, backend.gpuCapable === true && options.gpus.length > 0);
     // Triton's AutoCompleteBackendFields names the backend's default file.
     if (!config.defaultModelFilename) config.defaultModelFilename = backend.defaultModelFilename;
     validateModelConfig(config, name);
@@ -181,12 +185,8 @@ export async function loadModelVersion(
     reportIgnoredFields(config, options.logger);
     const spec = await buildModelSpec(config, dir);
     for (const [gi, group] of config.instanceGroup.entries()) {
-      for (let i = 0; i < group.count; i++) {
-        let instance = await backendModel.createInstance(config, {
-          name: `${group.name}_${gi}_${i}`,
-          kind: instanceKindName(group.kind),
-          deviceId: 0,
-        });
+      for (const spec of placeInstances(name, gi, group, options.gpus)) {
+        let instance = await backendModel.createInstance(config, spec);
         // With --rate-limit=execution_count, an instance runs only when its resources are free.
         if (options.rateLimiter && group.rateLimiter) {
           const rl = group.rateLimiter;
@@ -254,7 +254,7 @@ function makeScheduler(config: ModelConfig, dir: string, instances: BackendInsta
 }
 
 /** Fills what Triton fills in a completed config, so `/config` shows it. */
-function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
+function fillDefaults(config: ModelConfig, defaultInstanceCount: number, onGpus: boolean): void {
   if (!config.versionPolicy) {
     config.versionPolicy = create(ModelVersionPolicySchema, { policyChoice: { case: "latest", value: { numVersions: 1 } } });
   }
@@ -275,9 +275,33 @@ function fillDefaults(config: ModelConfig, defaultInstanceCount: number): void {
     // Triton names a group the config leaves unnamed `<model>_<index>`.
     if (!g.name) g.name = `${config.name}_${i}`;
     if (g.count === 0) g.count = defaultInstanceCount;
-    // Without GPUs, KIND_AUTO and KIND_MODEL instances run on the CPU.
-    if (g.kind === ModelInstanceGroup_Kind.AUTO) g.kind = ModelInstanceGroup_Kind.CPU;
+    // KIND_AUTO: the GPUs where there are any and the backend can use them, else the CPU.
+    if (g.kind === ModelInstanceGroup_Kind.AUTO) g.kind = onGpus ? ModelInstanceGroup_Kind.GPU : ModelInstanceGroup_Kind.CPU;
   }
+}
+
+/**
+ * The instances of instance group `index`, as Triton places them: `count`
+ * on the CPU, or `count` on each GPU the group lists (every GPU of the
+ * machine when it lists none).
+ */
+export function placeInstances(model: string, index: number, group: Pick<ModelInstanceGroup, "name" | "kind" | "count" | "gpus">, gpus: readonly Gpu[]): InstanceSpec[] {
+  const devices = group.kind === ModelInstanceGroup_Kind.GPU ? gpuDevices(model, index, group.gpus, gpus) : [0];
+  return devices.flatMap((deviceId, d) =>
+    Array.from({ length: group.count }, (_, i) => ({ name: `${group.name}_${index}_${d * group.count + i}`, kind: instanceKindName(group.kind), deviceId })),
+  );
+}
+
+/** The devices of a KIND_GPU group: its `gpus`, each checked against the machine's, or all of them. */
+function gpuDevices(model: string, group: number, listed: readonly number[], gpus: readonly Gpu[]): number[] {
+  if (gpus.length === 0) {
+    throw invalidArg(`model '${model}': instance_group[${group}] has kind KIND_GPU but this machine has no usable GPU (nvidia-smi lists none); use KIND_CPU, or KIND_AUTO to take GPUs where there are any`);
+  }
+  const present = new Set(gpus.map((g) => g.index));
+  for (const id of listed) {
+    if (!present.has(id)) throw invalidArg(`model '${model}': instance_group[${group}] names GPU ${id}, but this machine has GPUs ${[...present].join(", ")}`);
+  }
+  return listed.length ? [...listed] : [...present];
 }
 
 /** Config fields Tritium accepts but does not act on yet: said once, at load. */

@@ -103,3 +103,14 @@ export const CPU_GAUGES = {
   memoryTotal: { name: "nv_cpu_memory_total_bytes", help: "CPU total memory (RAM), in bytes" },
   memoryUsed: { name: "nv_cpu_memory_used_bytes", help: "CPU used memory (RAM), in bytes" },
 } satisfies Record<string, FamilySpec>;
+
+/** GPU metrics (`gpu_uuid` label), behind `--allow-gpu-metrics`, where nvidia-smi lists GPUs. */
+export const GPU_GAUGES = {
+  utilization: { name: "nv_gpu_utilization", help: "GPU utilization rate [0.0 - 1.0)" },
+  memoryTotal: { name: "nv_gpu_memory_total_bytes", help: "GPU total memory, in bytes" },
+  memoryUsed: { name: "nv_gpu_memory_used_bytes", help: "GPU used memory, in bytes" },
+  powerUsage: { name: "nv_gpu_power_usage", help: "GPU power usage in watts" },
+  powerLimit: { name: "nv_gpu_power_limit", help: "GPU power management limit in watts" },
+} satisfies Record<string, FamilySpec>;
+
+export const GPU_ENERGY = { name: "nv_energy_consumption", help: "GPU energy consumption in joules since the Triton Server started" } satisfies FamilySpec;

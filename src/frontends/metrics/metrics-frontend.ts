@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { Registry } from "prom-client";
 import type { InferenceServer } from "../../core/server.js";
 import { CpuMetrics } from "./cpu-metrics.js";
+import { GpuMetrics } from "./gpu-metrics.js";
 import { InferenceMetrics } from "./inference-metrics.js";
 import { closeHttp, listenHttp } from "../http/listener.js";
 import { DEFAULT_METRICS_CONFIG, type MetricsConfig } from "./metrics-config.js";
@@ -13,7 +14,7 @@ export interface MetricsFrontendOptions {
   port?: number;
   /** `--allow-cpu-metrics` (default true): nv_cpu_* gauges from /proc. */
   allowCpuMetrics?: boolean;
-  /** `--allow-gpu-metrics`: accepted; Tritium runs no GPU and reports no GPU metrics. */
+  /** `--allow-gpu-metrics` (default true): nv_gpu_* and nv_energy_consumption per GPU nvidia-smi lists; none without GPUs. */
   allowGpuMetrics?: boolean;
   /** `--metrics-interval-ms` (default 2000): how often per-interval metrics (CPU) refresh. */
   intervalMs?: number;
@@ -39,6 +40,7 @@ export class MetricsFrontend {
   private readonly inference: InferenceMetrics;
   private readonly server: http.Server;
   private cpu: CpuMetrics | undefined;
+  private gpu: GpuMetrics | undefined;
 
   constructor(private readonly core: InferenceServer, private readonly options: MetricsFrontendOptions = {}) {
     this.inference = new InferenceMetrics(core, this.registry, { ...DEFAULT_METRICS_CONFIG, ...options.config });
@@ -55,6 +57,10 @@ export class MetricsFrontend {
         this.core.logger.warn("metrics.ts", `CPU metrics are not available: ${(e as Error).message}`);
       }
     }
+    if (this.options.allowGpuMetrics ?? true) {
+      this.gpu = await GpuMetrics.start(this.registry, this.options.intervalMs ?? 2000);
+      for (const g of this.gpu?.gpus ?? []) this.core.logger.info("metrics.ts", `Collecting metrics for GPU ${g.index}: ${g.name}`);
+    }
     const address = this.options.address ?? "0.0.0.0";
     const port = await listenHttp(this.server, this.options.port ?? 8002, address);
     this.core.logger.info("http_server.ts", `Started Metrics Service at ${address}:${port}`);
@@ -70,6 +76,7 @@ export class MetricsFrontend {
   /** Stops polling and observing, and stops listening. */
   async close(): Promise<void> {
     this.cpu?.stop();
+    this.gpu?.stop();
     this.inference.close();
     await closeHttp(this.server);
   }

@@ -5,13 +5,12 @@
  * same pixels, over HTTP and gRPC, one image or a folder in batches.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { EXAMPLES, ROOT, postJson, startGrpcServer, tempRepository, type GrpcTestServer } from "./helpers.js";
+import { EXAMPLES, ROOT, postJson, startGrpcServer, tempRepository, type GrpcTestServer, runNode } from "./helpers.js";
 
 const IMAGE_CLIENT = path.join(ROOT, "node_modules", "@tritium", "client", "dist", "examples", "image-client.js");
 
@@ -43,17 +42,7 @@ after(async () => {
   await fs.rm(images, { recursive: true, force: true });
 });
 
-function imageClient(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [IMAGE_CLIENT, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const imageClient = (args: string[]) => runNode(IMAGE_CLIENT, args);
 
 /**
  * What the server classifies an image as, asked directly with JSON: the

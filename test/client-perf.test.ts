@@ -5,12 +5,11 @@
  * its errors.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { EXAMPLES, ROOT, startGrpcServer, tempRepository, type GrpcTestServer } from "./helpers.js";
+import { EXAMPLES, ROOT, startGrpcServer, tempRepository, type GrpcTestServer, runNode } from "./helpers.js";
 
 const PERF = path.join(ROOT, "node_modules", ".bin", "tritium-perf");
 const HEADER = "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency";
@@ -32,17 +31,7 @@ after(async () => {
 });
 
 /** Runs tritium-perf to its end. */
-function perf(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PERF, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const perf = (args: string[]) => runNode(PERF, args);
 
 /** The table's data rows: the lines after the dashed rule, split on runs of spaces. */
 function tableRows(stdout: string): string[][] {

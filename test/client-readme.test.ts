@@ -4,12 +4,11 @@
  * that follows it.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { EXAMPLES, ROOT, startGrpcServer, tempRepository, type GrpcTestServer } from "./helpers.js";
+import { EXAMPLES, ROOT, startGrpcServer, tempRepository, type GrpcTestServer, runNode } from "./helpers.js";
 
 const README = path.join(ROOT, "packages", "client", "README.md");
 // Beside the compiled tests, inside the repository, so that `@tritium/client` resolves through node_modules.
@@ -27,17 +26,7 @@ function examples(markdown: string): { title: string; code: string; output: stri
   return out;
 }
 
-function runModule(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runModule = (file: string) => runNode(file);
 
 let repo: string;
 let server: GrpcTestServer;

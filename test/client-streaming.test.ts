@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GrpcClient, HttpClient, InferenceServerError, type InferResult } from "@tritium/client";
 import { startGrpcServer, type GrpcTestServer } from "./helpers.js";
+import { WORDS_MODEL } from "./text-models.js";
 
 const MODELS: Record<string, [config: string, code: string]> = {
   // N = n: responses OUT = n, n-1, ..., 1, then the final flag alone; N = -1: one response, then a failure.
@@ -37,21 +38,7 @@ export default {
     }));
   },
 };`],
-  words: [`
-name: "words"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
-output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
-export default {
-  execute(requests) {
-    for (const r of requests) {
-      for (const w of r.inputs.text_input.data[0].split(" ")) r.sender.send({ outputs: { text_output: { shape: [1], data: [w] } } });
-      r.sender.send(undefined, { final: true });
-    }
-  },
-};`],
+  words: WORDS_MODEL,
   upper: [`
 name: "upper"
 backend: "js"

@@ -12,6 +12,7 @@ import { status } from "@grpc/grpc-js";
 import { makeTensor, tensorValues, type InferenceResponse, type TritonError } from "../src/index.js";
 import { S } from "./grpc-simple.js";
 import { GrpcTestClient, collectResponses, grpcError, postJson, startGrpcServer, type GrpcTestServer } from "./helpers.js";
+import { WORDS_MODEL } from "./text-models.js";
 
 /** N = n: n responses OUT = n, n-1, ..., 1, 5 ms apart, then a final flag alone; N = -1: one response, then a throw. */
 const COUNTDOWN = `
@@ -44,21 +45,7 @@ output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
 
 /** Text models for the generate extension: `words` (decoupled: one response per word) and `upper` (one response). */
 const TEXT = {
-  words: [`
-name: "words"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
-output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
-export default {
-  execute(requests) {
-    for (const r of requests) {
-      for (const w of r.inputs.text_input.data[0].split(" ")) r.sender.send({ outputs: { text_output: { shape: [1], data: [w] } } });
-      r.sender.send(undefined, { final: true });
-    }
-  },
-};`],
+  words: WORDS_MODEL,
   upper: [`
 name: "upper"
 backend: "js"

@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Logger } from "../src/core/observability/logger.js";
-import { EXAMPLES, FIXTURES, postJson, startServer, tempRepository } from "./helpers.js";
+import { EXAMPLES, FIXTURES, postJson, startServer, tempRepository, waitFor } from "./helpers.js";
 
 const ones = Array.from({ length: 16 }, () => 1);
 const simpleBody = {
@@ -264,11 +264,3 @@ model_warmup [ {
   });
 });
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}

@@ -13,7 +13,7 @@ import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } 
 import S3rver from "s3rver";
 import { createServer } from "../src/index.js";
 import { parseS3Url } from "../src/core/repository/s3-mirror.js";
-import { EXAMPLES, postJson, startServer, type TestServer } from "./helpers.js";
+import { EXAMPLES, postJson, startServer, type TestServer, waitFor } from "./helpers.js";
 
 const SIMPLE_BODY = {
   inputs: [
@@ -22,15 +22,6 @@ const SIMPLE_BODY = {
   ],
 };
 const index = async (url: string) => (await postJson(`${url}/v2/repository/index`, {})).json as { name: string; state?: string }[];
-
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}
 
 describe("s3:// model repositories", () => {
   let store: S3rver;

@@ -30,15 +30,16 @@ ARG TARGETARCH
 WORKDIR /opt/tritium
 COPY package.json package-lock.json ./
 # The lockfile names the client workspace, so npm ci needs its package.json; the server never
-# imports the client, and its link is removed below.
+# imports the client, and its link is removed.
 COPY packages/client/package.json packages/client/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/@tritium packages \
- # onnxruntime-node ships its library for every OS and CPU (288 MB); keep this platform's (45 MB).
- && arch="$( [ "${TARGETARCH:-amd64}" = arm64 ] && echo arm64 || echo x64 )" \
+ && rm -rf node_modules/@tritium packages
+# onnxruntime-node ships its library for every OS and CPU (288 MB): keep this platform's (45 MB).
+# Types, source maps and docs are never loaded at run time.
+RUN arch="$( [ "${TARGETARCH:-amd64}" = arm64 ] && echo arm64 || echo x64 )" \
  && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 ! -name linux -exec rm -rf {} + \
  && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -path '*/linux/*' ! -name "$arch" -exec rm -rf {} + \
- # Types, source maps and docs are never loaded at run time.
+ && test -f "node_modules/onnxruntime-node/bin/napi-v6/linux/$arch/onnxruntime_binding.node" \
  && find node_modules \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.md' \) -type f -delete
 
 # ---- runtime ----

@@ -16,7 +16,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/Horizo
 import { ObjectMeta } from "@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta";
 import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import { Chart } from "./deploy-template.js";
+import { Chart, typeCheck, type TypedObject } from "./deploy-template.js";
 import { EXAMPLES, ROOT, startCli } from "./helpers.js";
 
 const chart = new Chart(path.join(ROOT, "deploy", "helm", "tritium"));
@@ -44,6 +44,16 @@ function renderValid(values: Record<string, unknown> = {}): Map<string, any> {
   }
   return byKind;
 }
+
+// The same kinds as kubernetes-models' TypeScript types, for the unknown-field check.
+const TYPES: Record<string, [module: string, type: string]> = {
+  "apps/v1/Deployment": ["kubernetes-models/apps/v1/Deployment", "IDeployment"],
+  "v1/Service": ["kubernetes-models/v1/Service", "IService"],
+  "v1/ConfigMap": ["kubernetes-models/v1/ConfigMap", "IConfigMap"],
+  "autoscaling/v2/HorizontalPodAutoscaler": ["kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler", "IHorizontalPodAutoscaler"],
+  "monitoring.coreos.com/v1/ServiceMonitor": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "IServiceMonitor"],
+  "monitoring.coreos.com/v1/PodMonitor": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor", "IPodMonitor"],
+};
 
 const FULL = {
   autoscaling: { enabled: true, targetCPUUtilizationPercentage: 80 },
@@ -138,7 +148,7 @@ test("with monitors on, the ServiceMonitor and PodMonitor select the chart's obj
   assert.deepEqual(sm.spec.namespaceSelector, { matchNames: ["models"] });
 });
 
-test("an invalid value fails schema validation, and a missing value or unknown function fails rendering", () => {
+test("an invalid value fails schema validation, and a missing required value or key fails rendering", () => {
   assert.throws(() => renderValid({ ports: { http: "eighty" } }), /containerPort must be integer/);
   assert.throws(() => renderValid({ autoscaling: { enabled: true, minReplicas: "two" } }), /minReplicas must be integer/);
   assert.throws(() => renderValid({ modelRepository: { type: "persistentVolumeClaim" } }), /claimName is required/);
@@ -158,18 +168,19 @@ function materialize(configMap: any, volume: any, dir: string): void {
   }
 }
 
-test("the example simple model in a ConfigMap repository is served by the CLI started with the Deployment's own args, and the probe paths answer 200", async () => {
-  const simple = path.join(EXAMPLES, "simple");
-  const values = {
-    modelRepository: {
-      type: "configMap",
-      configMap: {
-        files: { "simple/config.pbtxt": readFileSync(path.join(simple, "config.pbtxt"), "utf8") },
-        binaryFiles: { "simple/1/model.onnx": readFileSync(path.join(simple, "1", "model.onnx")).toString("base64") },
-      },
+const SIMPLE = path.join(EXAMPLES, "simple");
+const CONFIGMAP_REPOSITORY = {
+  modelRepository: {
+    type: "configMap",
+    configMap: {
+      files: { "simple/config.pbtxt": readFileSync(path.join(SIMPLE, "config.pbtxt"), "utf8") },
+      binaryFiles: { "simple/1/model.onnx": readFileSync(path.join(SIMPLE, "1", "model.onnx")).toString("base64") },
     },
-  };
-  const objs = renderValid(values);
+  },
+};
+
+test("the example simple model in a ConfigMap repository is served by the CLI started with the Deployment's own args, and the probe paths answer 200", async () => {
+  const objs = renderValid(CONFIGMAP_REPOSITORY);
   const pod = objs.get("Deployment").spec.template.spec;
   const [c] = pod.containers;
   const mount = c.volumeMounts.find((m: any) => m.name === "model-repository");
@@ -283,4 +294,34 @@ test("every template file of the chart renders, NOTES.txt included, with default
     assert.deepEqual([...out.keys()].sort(), files);
     assert.match(out.get("NOTES.txt")!, /port-forward svc\/demo-tritium 8000:8000 8001:8001 8002:8002/);
   }
+});
+
+test("every object the chart renders and the KServe runtime's container and metadata have only fields their Kubernetes types declare, and a misspelt field is caught", () => {
+  const objects: TypedObject[] = [];
+  for (const [variant, values] of [["defaults", {}], ["everything on", FULL], ["ConfigMap repository", CONFIGMAP_REPOSITORY]] as const) {
+    for (const obj of chart.objects(values)) {
+      const [module, type] = TYPES[`${obj.apiVersion}/${obj.kind}`];
+      objects.push({ module, type, value: obj, label: `${variant}: ${obj.kind}` });
+    }
+  }
+  const [rt] = kserve("serving-runtime.yaml");
+  const [isvc] = kserve("inference-service.yaml");
+  const meta = "@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta";
+  objects.push(
+    { module: "kubernetes-models/v1/Container", type: "IContainer", value: rt.spec.containers[0], label: "ServingRuntime container" },
+    { module: meta, type: "IObjectMeta", value: rt.metadata, label: "ServingRuntime metadata" },
+    { module: meta, type: "IObjectMeta", value: isvc.metadata, label: "InferenceService metadata" },
+  );
+  const misspelt = structuredClone(chart.objects().find((o) => o.kind === "Deployment")!);
+  const container = misspelt.spec.template.spec.containers[0];
+  container.readinesProbe = container.readinessProbe;
+  delete container.readinessProbe;
+  objects.push({ module: TYPES["apps/v1/Deployment"][0], type: "IDeployment", value: misspelt, label: "misspelt" });
+
+  const diagnostics = typeCheck(objects, ROOT);
+  assert.deepEqual(diagnostics.filter((d) => d.label !== "misspelt"), []);
+  const caught = diagnostics.filter((d) => d.label === "misspelt");
+  assert.equal(caught.length, 1, JSON.stringify(caught));
+  assert.match(caught[0].message, /'"readinesProbe"' does not exist in type 'IContainer'/);
+  assert.ok(objects.length >= 13, `${objects.length} objects`);
 });

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
+import ts from "typescript";
 import YAML from "yaml";
 
 type Value = unknown;
@@ -392,4 +393,44 @@ export function merge(base: Record<string, Value>, over: Record<string, Value>):
     }
   }
   return base;
+}
+
+/** One object to check against a TypeScript type that a package declares. */
+export interface TypedObject { module: string; type: string; value: unknown; label: string }
+
+/**
+ * The schemas' validators accept fields they do not know (as Kubernetes' non-strict decoding
+ * does), so a misspelt field would pass them. TypeScript's excess-property check on an object
+ * literal does not: each object is compiled as a literal of its kubernetes-models type, and every
+ * diagnostic is returned with the object's label.
+ */
+export function typeCheck(objects: readonly TypedObject[], root: string): { label: string; message: string }[] {
+  const file = path.join(root, "test", "__rendered_manifests__.ts");
+  const lines: string[] = [];
+  objects.forEach((o, i) => {
+    lines.push(`import type { ${o.type} as T${i} } from ${JSON.stringify(o.module)};`);
+  });
+  const firstObjectLine = lines.length;
+  objects.forEach((o, i) => lines.push(`export const o${i}: T${i} = ${JSON.stringify(o.value)};`));
+  const text = lines.join("\n");
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    skipLibCheck: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  host.getSourceFile = (f, lang, ...rest) => (f === file ? ts.createSourceFile(f, text, lang) : getSourceFile(f, lang, ...rest));
+  host.fileExists = (f) => f === file || fileExists(f);
+  const program = ts.createProgram([file], options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+    const label = line >= firstObjectLine ? objects[line - firstObjectLine].label : "(imports)";
+    return { label, message: ts.flattenDiagnosticMessageText(d.messageText, "\n") };
+  });
 }

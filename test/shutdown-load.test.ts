@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { S, i32 } from "./grpc-simple.js";
-import { GrpcTestClient, postJson, startCli, type CliServer } from "./helpers.js";
+import { spawn } from "node:child_process";
+import { GrpcTestClient, ROOT, postJson, startCli, type CliServer } from "./helpers.js";
 
 /** Adds its inputs after `delay_ms` per batch: batches of 8 on one instance keep a queue for seconds. */
 const SLOW_ADD = `export default {
@@ -126,5 +127,30 @@ describe("shutdown under load", { timeout: 90_000 }, () => {
     assert.ok(Date.now() - t0 < 3000, `exited ${Date.now() - t0} ms after the second SIGTERM`);
     assert.equal(server.child.signalCode, "SIGTERM");
     assert.ok((await stuck) instanceof Error, "the stuck request's connection ends with the process");
+  });
+
+  it("stops cleanly, exit 0, on a SIGTERM that comes while models are still loading", async () => {
+    const slowRepo = await fs.mkdtemp(path.join(os.tmpdir(), "tritium-slow-load-"));
+    try {
+      await fs.mkdir(path.join(slowRepo, "slow_init", "1"), { recursive: true });
+      await fs.writeFile(path.join(slowRepo, "slow_init", "config.pbtxt"), CONFIG.replace('"slow_add"', '"slow_init"'));
+      await fs.writeFile(path.join(slowRepo, "slow_init", "1", "model.js"), SLOW_ADD.replace("export default {", "export default {\n  async initialize() { await new Promise((r) => setTimeout(r, 1500)); },"));
+      const child = spawn(process.execPath, [path.join(ROOT, "dist", "src", "cli", "main.js"), "--model-repository", slowRepo, "--http-port", "0", "--allow-grpc=false", "--allow-metrics=false"], { stdio: ["ignore", "pipe", "pipe"] });
+      let log = "";
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      await new Promise<void>((resolve) => {
+        const look = (c: Buffer) => {
+          log += c.toString();
+          if (/loading: slow_init:1/.test(log)) resolve();
+        };
+        child.stdout.on("data", look);
+        child.stderr.on("data", look);
+      });
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, log);
+      assert.match(log, /Received SIGTERM, stopping/);
+    } finally {
+      await fs.rm(slowRepo, { recursive: true, force: true });
+    }
   });
 });

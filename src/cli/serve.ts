@@ -127,6 +127,15 @@ async function main(argv: string[]): Promise<number> {
     logger,
     trace,
   });
+  // A signal while models load stops the server once they have (it must not kill it mid-load).
+  let early: string | undefined;
+  const remember = (signal: string) => () => {
+    // A second signal while loading: out at once, as after start.
+    if (early) process.exit(1);
+    early = signal;
+  };
+  const earlyHandlers = [["SIGINT", remember("SIGINT")], ["SIGTERM", remember("SIGTERM")]] as const;
+  for (const [s, h] of earlyHandlers) process.on(s, h);
   await core.start();
   if (flags["exit-on-error"] && !core.isReady()) {
     logger.error("main.ts", "failed to load all models; exiting (--exit-on-error=true)");
@@ -212,8 +221,10 @@ async function main(argv: string[]): Promise<number> {
       logger.close();
       resolve(0);
     };
+    for (const [s, h] of earlyHandlers) process.off(s, h);
     process.once("SIGINT", () => void shutdown("SIGINT"));
     process.once("SIGTERM", () => void shutdown("SIGTERM"));
+    if (early) void shutdown(early);
     // Started by main.ts's launcher: a launcher that is gone (killed outright) takes the server with it.
     const launcher = Number(process.env.TRITIUM_LAUNCHER_PID);
     if (launcher) setInterval(() => process.ppid !== launcher && void shutdown("the end of its launcher process"), 1000).unref();

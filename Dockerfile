@@ -61,8 +61,7 @@ COPY package.json ./
 COPY python python
 COPY examples/model_repository/simple /models/simple
 # Set here, the launcher runs the server in this process instead of relaunching a child with them.
-ENV MALLOC_MMAP_THRESHOLD_=131072 \
-    MALLOC_ARENA_MAX=2
+ENV MALLOC_ARENA_MAX=2
 USER 10001:10001
 EXPOSE 8000 8001 8002
 # There is no curl in the image; Node asks. A changed --http-port needs this changed too.

@@ -123,7 +123,7 @@ created="1970-01-01T00:00:00Z"
 read -r config config_size < <(blob <<EOF
 {"architecture":"$deb_arch","os":"linux","created":"$created",
  "config":{"User":"10001:10001","WorkingDir":"/opt/tritium",
-  "Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","MALLOC_MMAP_THRESHOLD_=131072","MALLOC_ARENA_MAX=2"],
+  "Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","MALLOC_ARENA_MAX=2"],
   "Entrypoint":["/usr/bin/tini","--","node","/opt/tritium/dist/src/cli/main.js"],
   "Cmd":["--model-repository=/models"],
   "ExposedPorts":{"8000/tcp":{},"8001/tcp":{},"8002/tcp":{}},

@@ -44,7 +44,7 @@ run() {
   local kind=KIND_GPU here
   [ "${1:-}" = "--cpu" ] && kind=KIND_CPU
   here="$(cd "$(dirname "$0")" && pwd)"
-  export MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
+  export MALLOC_ARENA_MAX=2
   python3 - <<'PY'
 import torch
 print("PyTorch %s, CUDA %s, GPUs: %s" % (torch.__version__, torch.version.cuda, [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]))

@@ -79,7 +79,7 @@ test("the Deployment probes /v2/health/ready and /v2/health/live on its http por
   assert.deepEqual(c.livenessProbe.httpGet, { path: "/v2/health/live", port: "http" });
   assert.deepEqual(c.startupProbe.httpGet, { path: "/v2/health/live", port: "http" });
   assert.deepEqual([flag(c.args, "http-port"), flag(c.args, "grpc-port"), flag(c.args, "metrics-port")], ["8000", "8001", "8002"]);
-  assert.deepEqual(c.env.slice(0, 2), [{ name: "MALLOC_MMAP_THRESHOLD_", value: "131072" }, { name: "MALLOC_ARENA_MAX", value: "2" }]);
+  assert.deepEqual(c.env.slice(0, 1), [{ name: "MALLOC_ARENA_MAX", value: "2" }]);
   assert.deepEqual(c.resources, { requests: { cpu: "1", memory: "1Gi" }, limits: { cpu: "2", memory: "2Gi" } });
   assert.equal(c.image, "tritium:0.1.0");
   assert.equal(pod.securityContext.runAsUser, 10001);

@@ -3,13 +3,13 @@
  * `tritium`: tritonserver's command line over Tritium.
  *
  * On Linux the server runs with glibc's malloc tuned (allocator-env.ts): with
- * its defaults, tensors of hundreds of KiB allocated and freed across the
- * instance threads raise malloc's mmap threshold and scatter over per-thread
- * arenas, and the server's memory creeps up with requests though nothing
- * leaks (bench/README.md, OCR). glibc reads these settings only at start-up,
- * so when they are not already in the environment this process starts the
- * server as a child with them, forwards its signals, and exits as it does.
- * Set them yourself (a container's ENV, `npm start`) to run in one process.
+ * its defaults, tensors of hundreds of KiB allocated in one thread and freed
+ * in another scatter over per-thread arenas, and the server's memory creeps
+ * up with requests though nothing leaks (docs/reliability.md). glibc reads
+ * the setting only at start-up, so when it is not already in the environment
+ * this process starts the server as a child with it, forwards its signals,
+ * and exits as it does. Set it yourself (a container's ENV) to run in one
+ * process.
  */
 import { spawn } from "node:child_process";
 import { ALLOCATOR_ENV } from "./allocator-env.js";

@@ -11,33 +11,11 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GrpcClient, HttpClient, InferenceServerError, type InferResult } from "@tritium/client";
 import { startGrpcServer, type GrpcTestServer } from "./helpers.js";
-import { WORDS_MODEL } from "./text-models.js";
+import { TICKER_MODEL, WORDS_MODEL, countdownModel } from "./decoupled-models.js";
 
 const MODELS: Record<string, [config: string, code: string]> = {
   // N = n: responses OUT = n, n-1, ..., 1, then the final flag alone; N = -1: one response, then a failure.
-  countdown: [`
-name: "countdown"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
-output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]`, `
-export default {
-  async execute(requests) {
-    await Promise.all(requests.map(async (r) => {
-      const n = r.inputs.N.data[0];
-      if (n === -1) {
-        r.sender.send({ outputs: { OUT: { shape: [1], data: [42] } } });
-        throw new Error("broke after one response");
-      }
-      for (let i = n; i > 0; i--) {
-        await new Promise((res) => setTimeout(res, 2));
-        r.sender.send({ outputs: { OUT: { shape: [1], data: [i] } } });
-      }
-      r.sender.send(undefined, { final: true });
-    }));
-  },
-};`],
+  countdown: countdownModel(2),
   words: WORDS_MODEL,
   upper: [`
 name: "upper"
@@ -50,29 +28,7 @@ export default {
     return requests.map((r) => ({ outputs: { text_output: { shape: [1], data: [r.inputs.text_input.data[0].toUpperCase().repeat(r.inputs.times ? r.inputs.times.data[0] : 1)] } } }));
   },
 };`],
-  // Ticks every 20 ms, up to 100, stopping once its client has gone; then writes how many it sent to the file named by its input.
-  ticker: [`
-name: "ticker"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
-output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
-import { writeFileSync } from "node:fs";
-export default {
-  async execute(requests) {
-    for (const r of requests) {
-      let sent = 0;
-      while (sent < 100 && !r.isCancelled()) {
-        r.sender.send({ outputs: { text_output: { shape: [1], data: ["tick " + sent] } } });
-        sent++;
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      writeFileSync(r.inputs.text_input.data[0], String(sent));
-      r.sender.send(undefined, { final: true });
-    }
-  },
-};`],
+  ticker: TICKER_MODEL,
 };
 
 const N = (n: number) => [{ name: "N", datatype: "INT32" as const, shape: [1], data: [n] }];

@@ -12,36 +12,11 @@ import { status } from "@grpc/grpc-js";
 import { makeTensor, tensorValues, type InferenceResponse, type TritonError } from "../src/index.js";
 import { S } from "./grpc-simple.js";
 import { GrpcTestClient, collectResponses, grpcError, postJson, startGrpcServer, type GrpcTestServer } from "./helpers.js";
-import { WORDS_MODEL } from "./text-models.js";
+import { TICKER_MODEL, WORDS_MODEL, countdownModel } from "./decoupled-models.js";
+
 
 /** N = n: n responses OUT = n, n-1, ..., 1, 5 ms apart, then a final flag alone; N = -1: one response, then a throw. */
-const COUNTDOWN = `
-export default {
-  async execute(requests) {
-    await Promise.all(requests.map(async (r) => {
-      const n = r.inputs.N.data[0];
-      if (n === -1) {
-        r.sender.send({ outputs: { OUT: { shape: [1], data: [42] } } });
-        throw new Error("broke after one response");
-      }
-      for (let i = n; i > 0; i--) {
-        await new Promise((res) => setTimeout(res, 5));
-        r.sender.send({ outputs: { OUT: { shape: [1], data: [i] } } });
-      }
-      r.sender.send(undefined, { final: true });
-    }));
-  },
-};
-`;
-
-const CONFIG = `
-name: "countdown"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]
-output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
-`;
+const [CONFIG, COUNTDOWN] = countdownModel(5);
 
 /** Text models for the generate extension: `words` (decoupled: one response per word) and `upper` (one response). */
 const TEXT = {
@@ -62,29 +37,6 @@ export default {
 };`],
 };
 
-/** Sends a tick every 20 ms, up to 100, and stops early when its client has gone; writes how many it sent. */
-const TICKER = [`
-name: "ticker"
-backend: "js"
-max_batch_size: 0
-model_transaction_policy { decoupled: true }
-input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] } ]
-output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]`, `
-import { writeFileSync } from "node:fs";
-export default {
-  async execute(requests) {
-    for (const r of requests) {
-      let sent = 0;
-      while (sent < 100 && !r.isCancelled()) {
-        r.sender.send({ outputs: { text_output: { shape: [1], data: ["tick " + sent] } } });
-        sent++;
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      writeFileSync(r.inputs.text_input.data[0], String(sent));
-      r.sender.send(undefined, { final: true });
-    }
-  },
-};`];
 
 /** A model that streams countdown through BLS and sums what it gets. */
 const BLS_STREAM = [`
@@ -153,7 +105,7 @@ describe("decoupled models", () => {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
     }
-    for (const [name, [config, code]] of Object.entries({ ...TEXT, sum_countdown: BLS_STREAM, ticker: TICKER })) {
+    for (const [name, [config, code]] of Object.entries({ ...TEXT, sum_countdown: BLS_STREAM, ticker: TICKER_MODEL })) {
       await fs.mkdir(path.join(repo, name, "1"), { recursive: true });
       await fs.writeFile(path.join(repo, name, "config.pbtxt"), config);
       await fs.writeFile(path.join(repo, name, "1", "model.js"), code);

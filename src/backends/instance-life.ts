@@ -9,7 +9,7 @@
  */
 import type { BackendModelContext, InstanceSpec } from "../core/backend.js";
 import { TritonError, internal, invalidArg } from "../core/errors.js";
-import type { BatchRequest, ExecutionResult } from "../core/requests/inference.js";
+import { blsCallers, type BatchRequest, type ExecutionResult } from "../core/requests/inference.js";
 import { modelConfigToJson } from "../core/repository/model-config.js";
 import type { ModelConfig } from "../gen/inference/model_config_pb.js";
 
@@ -72,8 +72,12 @@ export class Replaceable<T extends Mortal> {
   }
 }
 
-/** A decoupled model's batches in flight, by call id: where each request's responses go. */
-export class StreamingCalls {
+/**
+ * The batches an instance's thread or process holds, by call id: the BLS
+ * calls it makes are charged to a batch's requests, and a decoupled model's
+ * responses are routed to them.
+ */
+export class BatchCalls {
   private readonly calls = new Map<number, { requests: BatchRequest[]; onResponse?: () => void }>();
 
   /** `onResponse` runs at each delivery (a deadline that each response restarts, say). */
@@ -83,6 +87,11 @@ export class StreamingCalls {
 
   remove(call: number): void {
     this.calls.delete(call);
+  }
+
+  /** The callers of a BLS request `model` makes while it runs batch `call`. */
+  callers(model: string, call: number): string[] {
+    return blsCallers(model, this.calls.get(call)?.requests);
   }
 
   /** One response (or only the final flag) for request `index` of batch `call`. */
@@ -155,15 +164,15 @@ export function initializeTimeout(config: ModelConfig, name: string): number {
   return millisecondsParameter(config, name, "initialize_timeout_ms", 600_000);
 }
 
-/** Resolves as `work` does, or rejects naming `what` once `ms` have passed (and then runs `onTimeout`). */
-export async function within<T>(work: Promise<T>, ms: number, what: string, onTimeout: () => Promise<void>): Promise<T> {
+/** Resolves as an instance's `initialize` (`work`) does, or fails its load once `ms` have passed, then `end`s the instance. */
+export async function initializeWithin<T>(work: Promise<T>, ms: number, label: string, end: () => Promise<void>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(invalidArg(`${what} did not finish within ${ms} ms (parameter initialize_timeout_ms)`));
+      reject(invalidArg(`${label}: initialize did not finish within ${ms} ms (parameter initialize_timeout_ms)`));
       // What the abandoned work says once it is ended is of no interest.
       work.catch(() => undefined);
-      void onTimeout();
+      void end();
     }, ms);
   });
   try {

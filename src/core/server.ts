@@ -110,8 +110,8 @@ export class InferenceServer {
   private inflight = 0;
   /** Ensemble → the step models its load waits for now (to refuse a cycle rather than wait on it). */
   private readonly ensembleWaits = new Map<string, Set<string>>();
-  /** The machine's GPUs, found at start. */
-  private readonly gpus: Gpu[] = [];
+  /** The machine's GPUs, filled by start(). */
+  private readonly foundGpus: Gpu[] = [];
 
   /** Whether `from`'s load waits, through ensembles' step models, on `to` (or is `to`). */
   private waitsFor(from: string, to: string, seen = new Set<string>()): boolean {
@@ -145,7 +145,7 @@ export class InferenceServer {
       logger: this.logger,
       infer: (request) => this.inferInside(request),
       stream: (request, onResponse) => this.streamInside(request, onResponse),
-      gpus: this.gpus,
+      gpus: this.foundGpus,
       dependency: async (name, version, ensemble) => {
         // An ensemble that reaches itself through its steps would wait on its own load.
         if (this.waitsFor(name, ensemble)) throw invalidArg(`ensemble '${ensemble}' reaches itself again through step model '${name}': ensembles must not form a cycle`);
@@ -180,7 +180,7 @@ export class InferenceServer {
 
   /** Scans the repositories and loads the start-up models. A model that fails leaves the others serving. */
   async start(): Promise<void> {
-    for (const g of await readGpus()) this.gpus.push({ index: g.index, uuid: g.uuid, name: g.name });
+    for (const g of await readGpus()) this.foundGpus.push({ index: g.index, uuid: g.uuid, name: g.name });
     await this.repository.start(this.options.startupModels ?? []);
     this.live = true;
     this.logTables();
@@ -189,6 +189,11 @@ export class InferenceServer {
   /** One poll of the repositories (poll mode runs it on a timer). */
   poll(): Promise<void> {
     return this.repository.poll();
+  }
+
+  /** The machine's GPUs as nvidia-smi listed them at start; none without one. */
+  get gpus(): readonly Gpu[] {
+    return this.foundGpus;
   }
 
   /** `/v2/health/live` */

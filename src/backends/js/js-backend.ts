@@ -14,11 +14,11 @@ import { fileURLToPath } from "node:url";
 import type { Backend, BackendInstance, BackendModel, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { TritonError, asTritonError, internal, invalidArg } from "../../core/errors.js";
-import { blsCallers, type BatchRequest, type BatchResult, type InferenceRequest, type InferenceResponse } from "../../core/requests/inference.js";
+import type { BatchRequest, BatchResult, InferenceRequest, InferenceResponse } from "../../core/requests/inference.js";
 import { fromConfigType, type DataType } from "../../core/tensors/datatypes.js";
 import { DataType as PbDataType, type ModelConfig } from "../../gen/inference/model_config_pb.js";
 import { InstanceThread } from "../worker-channel/instance-thread.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, within } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, BatchCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, initializeWithin } from "../instance-life.js";
 import type { BlsAnswer, BlsCall, CancelNotice, FromJsWorker, JsWorkerInit, PartialMessage, ToJsWorker } from "./protocol.js";
 
 const SOURCE = "js-backend.ts";
@@ -69,17 +69,15 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
   };
 
   const label = `model '${ctx.name}' instance '${spec.name}'`;
-  const streaming = new StreamingCalls();
-  /** The batches the thread holds, by call id: a BLS call is charged to its batch's callers. */
-  const running = new Map<number, BatchRequest[]>();
+  const calls = new BatchCalls();
   const onOther = (msg: { type: string }) => {
     if (msg.type !== "partial") return;
     const p = msg as PartialMessage;
-    streaming.deliver(p.call, p.index, p.result, p.final);
+    calls.deliver(p.call, p.index, p.result, p.final);
   };
   const initializeMs = initializeTimeout(config, ctx.name);
   const start = async () => {
-    const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream, (batch) => blsCallers(ctx.name, running.get(batch))) : undefined;
+    const ports = ctx.infer ? blsPort(ctx.infer, ctx.stream, (batch) => calls.callers(ctx.name, batch)) : undefined;
     const thread = new InstanceThread<ToJsWorker, FromJsWorker>({
       url: WORKER_URL,
       init: { ...init, bls: ports?.worker },
@@ -89,7 +87,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
       onOther,
     });
     try {
-      await within(thread.started, initializeMs, `${label}: initialize`, () => thread.terminate());
+      await initializeWithin(thread.started, initializeMs, label, () => thread.terminate());
     } catch (e) {
       await thread.terminate();
       throw e;
@@ -100,7 +98,7 @@ async function createInstance(ctx: BackendModelContext, modelFile: string, confi
   /** Each thread's port for notices from the main thread (cancellations). */
   const mainPorts = new WeakMap<Thread, MessagePort>();
   const cancel = (thread: Thread, call: number, index: number) => mainPorts.get(thread)?.postMessage({ cancel: call, index } satisfies CancelNotice);
-  return new JsInstance(spec.name, label, await start(), start, new BatchDeadlines(label, timeoutMs), (msg) => ctx.logger.warn(SOURCE, msg), cancel, running, decoupled ? streaming : undefined);
+  return new JsInstance(spec.name, label, await start(), start, new BatchDeadlines(label, timeoutMs), (msg) => ctx.logger.warn(SOURCE, msg), cancel, calls);
 }
 
 /**
@@ -155,10 +153,8 @@ class JsInstance implements BackendInstance {
     private readonly warn: (msg: string) => void,
     /** Tells a thread that a request of a batch it holds has been cancelled by its client. */
     private readonly cancel: (thread: Thread, call: number, index: number) => void,
-    /** The batches in the thread, by call id (shared with the thread's BLS port). */
-    private readonly running: Map<number, BatchRequest[]>,
-    /** Decoupled models: the batches whose responses are still coming. */
-    private readonly streaming?: StreamingCalls,
+    /** The batches in the thread, by call id (shared with its BLS port and its partial responses). */
+    private readonly calls: BatchCalls,
   ) {
     this.thread = new Replaceable(thread, () => {
       this.warn(`${this.label}: the js model worker thread ended; starting a new one`);
@@ -180,19 +176,17 @@ class JsInstance implements BackendInstance {
       fail(e);
     });
     const call = thread.send({ type: "execute", requests });
-    this.running.set(call.id, requests);
-    this.streaming?.add(call.id, requests);
+    this.calls.add(call.id, requests);
     const unwatch = watchCancellation(requests, (k) => this.cancel(thread, call.id, k));
     try {
       const reply = await Promise.race([call.reply, timedOut]);
       // A decoupled batch is done once its responses have all been delivered.
-      if (reply.type === "done") return { results: StreamingCalls.done(requests), timings: reply.timings };
+      if (reply.type === "done") return { results: BatchCalls.done(requests), timings: reply.timings };
       if (reply.type !== "result") throw internal(`${this.label}: unexpected reply '${reply.type}' from the js model worker`);
       return { results: reply.results, timings: reply.timings };
     } finally {
       deadline.end();
-      this.running.delete(call.id);
-      this.streaming?.remove(call.id);
+      this.calls.remove(call.id);
       unwatch();
     }
   }

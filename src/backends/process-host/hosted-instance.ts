@@ -11,11 +11,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BackendInstance, BackendModelContext, InstanceSpec } from "../../core/backend.js";
 import { TritonError, asTritonError, invalidArg } from "../../core/errors.js";
-import { blsCallers, type BatchRequest, type BatchResult, type ExecutionResult, type InferenceRequest } from "../../core/requests/inference.js";
+import type { BatchRequest, BatchResult, ExecutionResult, InferenceRequest } from "../../core/requests/inference.js";
 import type { DataType } from "../../core/tensors/datatypes.js";
 import type { Parameters, Tensor } from "../../core/tensors/tensor.js";
 import type { ModelConfig } from "../../gen/inference/model_config_pb.js";
-import { AcceptedBatches, BatchDeadlines, Replaceable, StreamingCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, within } from "../instance-life.js";
+import { AcceptedBatches, BatchDeadlines, Replaceable, BatchCalls, executeTimeout, initializeArgs, initializeTimeout, watchCancellation, initializeWithin } from "../instance-life.js";
 import { ModelProcess, frameError, type Frame, type ModelProcessOptions, type Reply } from "./model-process.js";
 
 /** `python/` at the root of the package (this file is dist/src/backends/process-host/hosted-instance.js). */
@@ -128,24 +128,22 @@ export interface HostedModel {
 export async function startHostedInstance(ctx: BackendModelContext, config: ModelConfig, spec: InstanceSpec, m: HostedModel): Promise<BackendInstance> {
   const label = `model '${ctx.name}' instance '${spec.name}'`;
   const args = { ...initializeArgs(ctx, config, spec, spec.kind === "KIND_GPU" ? "GPU" : "CPU"), ...m.extraArgs };
-  const streaming = config.modelTransactionPolicy?.decoupled ? new StreamingCalls() : undefined;
-  /** The batches the process holds, by call id: a BLS call is charged to its batch's callers. */
-  const running = new Map<number, BatchRequest[]>();
+  const calls = new BatchCalls();
   const onNotice = ({ header, payload }: Frame) => {
     const h = header as unknown as { call: number; index: number; final: boolean; outputs?: TensorDesc[]; error?: string };
     const part: ExecutionResult | undefined = h.error !== undefined
       ? { error: frameError(label, header).toJSON() }
       : h.outputs ? { outputs: unpackTensors(h.outputs, payload) } : undefined;
-    streaming?.deliver(h.call, h.index, part, h.final);
+    calls.deliver(h.call, h.index, part, h.final);
   };
   const initializeMs = initializeTimeout(config, ctx.name);
   const start = async () => {
     const proc = hostProcess(m.python, label, m.logSource, ctx, {
-      onRequest: (frame, reply) => runBls(ctx, frame, reply, blsCallers(ctx.name, running.get(frame.header.batch as number))),
+      onRequest: (frame, reply) => runBls(ctx, frame, reply, calls.callers(ctx.name, frame.header.batch as number)),
       onNotice,
     });
     try {
-      await within(proc.call({ type: "init", path: m.modelFile ?? ctx.modelPath, args }), initializeMs, `${label}: initialize`, () => proc.terminate());
+      await initializeWithin(proc.call({ type: "init", path: m.modelFile ?? ctx.modelPath, args }), initializeMs, label, () => proc.terminate());
     } catch (e) {
       await proc.terminate();
       throw invalidArg((e as Error).message.replace(`${label}: `, `${label}: failed to load '${ctx.modelPath}': `));
@@ -156,7 +154,7 @@ export async function startHostedInstance(ctx: BackendModelContext, config: Mode
     ctx.logger.warn(m.logSource, `${label}: the model process ended; starting a new one`);
     return start();
   };
-  return new HostedInstance(spec.name, await start(), restart, new BatchDeadlines(label, executeTimeout(config, ctx.name)), running, streaming);
+  return new HostedInstance(spec.name, await start(), restart, new BatchDeadlines(label, executeTimeout(config, ctx.name)), calls, config.modelTransactionPolicy?.decoupled ?? false);
 }
 
 class HostedInstance implements BackendInstance {
@@ -168,10 +166,10 @@ class HostedInstance implements BackendInstance {
     proc: ModelProcess,
     restart: () => Promise<ModelProcess>,
     private readonly deadlines: BatchDeadlines,
-    /** The batches in the process, by call id (shared with its BLS handler). */
-    private readonly running: Map<number, BatchRequest[]>,
-    /** Decoupled models: the batches whose responses are still coming. */
-    private readonly streaming: StreamingCalls | undefined,
+    /** The batches in the process, by call id (shared with its BLS handler and its notices). */
+    private readonly calls: BatchCalls,
+    /** `model_transaction_policy { decoupled: true }`: a batch is done once every request has sent its final flag. */
+    private readonly decoupled: boolean,
   ) {
     this.proc = new Replaceable(proc, restart);
   }
@@ -185,17 +183,16 @@ class HostedInstance implements BackendInstance {
     const { descs, parts } = packTensors(requests.map((r) => r.inputs));
     const described = requests.map((r, k) => ({ outputs: r.outputNames, inputs: descs[k], id: r.id, parameters: r.parameters }));
     const t0 = process.hrtime.bigint();
-    const call = proc.send({ type: "execute", decoupled: this.streaming !== undefined, requests: described }, parts);
-    this.running.set(call.id, requests);
+    const call = proc.send({ type: "execute", decoupled: this.decoupled, requests: described }, parts);
     const deadline = this.deadlines.start((e) => void proc.terminate(e));
     // A decoupled batch's deadline runs from its last response.
-    this.streaming?.add(call.id, requests, deadline.touch);
+    this.calls.add(call.id, requests, deadline.touch);
     const unwatch = watchCancellation(requests, (k) => proc.tell({ type: "cancel", id: 0, call: call.id, index: k }));
     try {
       const reply = await call.reply;
       const timings = { computeInputNs: 0, computeInferNs: Number(process.hrtime.bigint() - t0), computeOutputNs: 0 };
       // A decoupled batch is done once every request has sent its final flag.
-      if (this.streaming) return { results: StreamingCalls.done(requests), timings };
+      if (this.decoupled) return { results: BatchCalls.done(requests), timings };
       const responses = reply.header.responses as ({ outputs: TensorDesc[] } | { error: string; code?: string })[];
       const results = responses.map((res): ExecutionResult =>
         "error" in res ? { error: frameError(proc.label, res).toJSON() } : { outputs: unpackTensors(res.outputs, reply.payload) },
@@ -203,8 +200,7 @@ class HostedInstance implements BackendInstance {
       return { results, timings };
     } finally {
       deadline.end();
-      this.running.delete(call.id);
-      this.streaming?.remove(call.id);
+      this.calls.remove(call.id);
       unwatch();
     }
   }

@@ -117,8 +117,8 @@ export class ModelRepositoryManager {
     // Ensembles last: their load checks their steps against the loaded models (and loads any still missing).
     const ensembles = new Set<string>();
     for (const n of names) if (await this.looksLikeEnsemble(n)) ensembles.add(n);
-    await runLimited(names.filter((n) => !ensembles.has(n)), this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
-    await runLimited([...ensembles], this.options.modelLoadThreadCount, (n) => this.loadModel(n).catch(() => undefined));
+    await runLimited(names.filter((n) => !ensembles.has(n)), this.options.modelLoadThreadCount, (n) => this.loadModel(n, undefined, true).catch(() => undefined));
+    await runLimited([...ensembles], this.options.modelLoadThreadCount, (n) => this.loadModel(n, undefined, true).catch(() => undefined));
     if (this.options.modelControlMode === "poll") this.schedulePoll();
   }
 
@@ -144,7 +144,7 @@ export class ModelRepositoryManager {
       }
       if (entry?.overrideDir) return;
       const fp = await fingerprint(repo.dir);
-      if (!entry || !entry.wanted || entry.fingerprint !== fp) await this.loadModel(name).catch(() => undefined);
+      if (!entry || !entry.wanted || entry.fingerprint !== fp) await this.loadModel(name, undefined, true).catch(() => undefined);
     });
   }
 
@@ -269,9 +269,9 @@ export class ModelRepositoryManager {
    * that leave the policy are unloaded after their in-flight requests finish.
    * Loads and unloads of one model run one after another.
    */
-  async loadModel(name: string, overrides?: LoadOverrides): Promise<void> {
+  async loadModel(name: string, overrides?: LoadOverrides, justScanned = false): Promise<void> {
     checkModelName(name);
-    await this.serialized(name, () => this.doLoad(name, overrides));
+    await this.serialized(name, () => this.doLoad(name, overrides, justScanned));
     await this.enforceMemoryBudget(name);
   }
 
@@ -383,9 +383,10 @@ export class ModelRepositoryManager {
     this.duplicates = scan.duplicates;
   }
 
-  private async doLoad(name: string, overrides?: LoadOverrides): Promise<void> {
-    // An object store is read again on every load, as Triton downloads the model again.
-    if (!this.repoModels.has(name) || this.locations.some((l) => l.remote)) await this.rescan();
+  /** `justScanned`: start and poll have just scanned (and refreshed) the repositories. */
+  private async doLoad(name: string, overrides: LoadOverrides | undefined, justScanned: boolean): Promise<void> {
+    // An object store is read again for a load of its own, as Triton downloads the model again.
+    if (!this.repoModels.has(name) || (!justScanned && this.locations.some((l) => l.remote))) await this.rescan();
     const dup = this.duplicates.get(name);
     if (dup) throw invalidArg(`failed to load '${name}': model name appears in multiple repositories: ${dup.join(", ")}`);
     let repo = this.repoModels.get(name);

@@ -70,8 +70,6 @@ export class ModelVersion {
       // A request refused by validation never reaches the scheduler and, as in
       // Triton (which fails it before its statistics start), is not counted.
       const prepared = prepareRequest(this.spec, req);
-      prepared.batch.signal = req.signal;
-      prepared.batch.callers = req.callers;
       const params = schedulingParams(req);
       const n = prepared.batchSize;
       let cacheKey: string | undefined;
@@ -118,8 +116,6 @@ export class ModelVersion {
     this.inflight++;
     try {
       const prepared = prepareRequest(this.spec, req);
-      prepared.batch.signal = req.signal;
-      prepared.batch.callers = req.callers;
       const n = prepared.batchSize;
       // The caller's callback runs inside the backend's message handling: it must not throw there.
       let finalSeen = false;

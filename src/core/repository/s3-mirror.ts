@@ -17,7 +17,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
-import { invalidArg } from "../errors.js";
+import { TritonError, invalidArg } from "../errors.js";
 import type { RepositoryLocation } from "./repository-location.js";
 
 /** The parts of an `s3://` repository URL. */
@@ -102,7 +102,7 @@ export class S3Mirror implements RepositoryLocation {
         this.copied.set(rel, o.etag);
       }
     } catch (e) {
-      if ((e as { code?: string }).code === "INVALID_ARG") throw e;
+      if (e instanceof TritonError) throw e;
       throw invalidArg(`failed to read ${where}: ${(e as Error).message}`);
     }
     for (const rel of [...this.copied.keys()]) {

@@ -101,6 +101,9 @@ export function prepareRequest(spec: ModelSpec, req: InferenceRequest): Prepared
   // Backends that show them to models (Python's request_id(), parameters(), correlation_id()).
   if (req.id) batch.id = req.id;
   if (req.parameters) batch.parameters = req.parameters;
+  // For the backend on the main thread: the client's cancellation, and the BLS chain the batch's own calls extend.
+  if (req.signal) batch.signal = req.signal;
+  if (req.callers) batch.callers = req.callers;
   return { batch, batchSize: Math.max(batchSize, 1), classification };
 }
 

@@ -57,7 +57,8 @@ export class MetricsFrontend {
         this.core.logger.warn("metrics.ts", `CPU metrics are not available: ${(e as Error).message}`);
       }
     }
-    if (this.options.allowGpuMetrics ?? true) {
+    // The server has already asked nvidia-smi at start: without GPUs there is nothing to poll.
+    if ((this.options.allowGpuMetrics ?? true) && this.core.gpus.length > 0) {
       this.gpu = await GpuMetrics.start(this.registry, this.options.intervalMs ?? 2000);
       for (const g of this.gpu?.gpus ?? []) this.core.logger.info("metrics.ts", `Collecting metrics for GPU ${g.index}: ${g.name}`);
     }
